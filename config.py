@@ -1,0 +1,27 @@
+"""Hyperparameters of the run, with the tutorial's names and values.
+
+Edit this file to change every run; override one run with `--name=value`, e.g.
+`python train_lstm_mnist.py --training_iters=20000 --learning_rate=3e-3`.
+Each value's type is the type of its default here, and the command line is checked
+against it. `python train_lstm_mnist.py --help` lists them all.
+"""
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The tutorial's network parameters
+n_input = 28  # MNIST data input (img shape: 28*28): pixels per time step
+n_steps = 28  # timesteps: image rows read one after the other
+n_hidden = 128  # hidden layer num of features (LSTM units)
+n_classes = 10  # MNIST total classes (0-9 digits)
+learning_rate = 0.001  # Adam learning rate
+training_iters = 100000  # train while step * batch_size < training_iters (999 steps)
+batch_size = 100  # images per training step
+display_step = 10  # log minibatch loss and accuracy every this many steps
+test_len = 128  # the tutorial scores the first this many test images
+forget_bias = 1.0  # added to the LSTM forget gate (BasicLSTMCell's forget_bias)
+
+# Beyond the tutorial
+data_dir = os.path.join(_HERE, "data", "mnist")  # folder of the four MNIST files (downloaded if missing)
+validation_size = 5000  # first this many training images held out for validation
+seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log on one machine
