@@ -25,3 +25,10 @@ forget_bias = 1.0  # added to the LSTM forget gate (BasicLSTMCell's forget_bias)
 data_dir = os.path.join(_HERE, "data", "mnist")  # folder of the four MNIST files (downloaded if missing)
 validation_size = 5000  # first this many training images held out for validation
 seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log on one machine
+
+# What a run leaves behind (in out_dir/<YYYYmmdd-HHMMSS>/)
+out_dir = os.path.join(_HERE, "runs")  # parent folder of the run folders
+eval_every = 100  # validation accuracy every this many steps (0: never)
+checkpoint_every = 100  # save a checkpoint every this many steps, and at the end
+keep_checkpoints = 3  # how many of the latest checkpoints to keep
+plots = True  # write curves.png, predictions.png and confusion.png at the end

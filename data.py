@@ -283,6 +283,7 @@ class DataSet:
             raise DataError(f"saved data position covers {len(state['order'])} examples, "
                             f"this set has {self._num_examples}")
         pos, has_gauss, cached_gaussian = state["rng_rest"]
+        self._rng = np.random.RandomState()  # not shared with a DataSet this one was copied from
         self._rng.set_state(("MT19937", state["rng_keys"], int(pos), int(has_gauss), float(cached_gaussian)))
         self._epochs_completed = int(state["epochs_completed"])
         self._index_in_epoch = int(state["index_in_epoch"])

@@ -1,3 +1,4 @@
+import copy
 import gzip
 import os
 
@@ -11,9 +12,25 @@ MNIST_DIR = os.path.join(ROOT, "data", "mnist")
 
 
 @pytest.fixture(scope="session")
-def mnist():
-    """The shipped MNIST files, one-hot, as the script reads them."""
-    return data.read_data_sets(MNIST_DIR, one_hot=True, seed=1)
+def loaded_mnist():
+    """The shipped MNIST files, one-hot, as the script reads them (loaded once)."""
+    datasets = data.read_data_sets(MNIST_DIR, one_hot=True, seed=1)
+    return datasets, [ds.get_state() for ds in datasets]
+
+
+def fresh_copy(loaded):
+    """DataSets that share the loaded arrays but start drawing batches afresh from seed 1,
+    as a newly started script does: one test's training never shifts another's batches."""
+    datasets, states = loaded
+    copies = [copy.copy(ds) for ds in datasets]
+    for ds, state in zip(copies, states, strict=True):
+        ds.set_state(state)
+    return data.Datasets(*copies)
+
+
+@pytest.fixture
+def mnist(loaded_mnist):
+    return fresh_copy(loaded_mnist)
 
 
 def write_idx(path, magic, array, declared_shape=None):
@@ -28,3 +45,11 @@ def write_idx(path, magic, array, declared_shape=None):
     with opener(path, "wb") as f:
         f.write(payload)
     return path
+
+
+def tiny_config(tmp_path, **overrides):
+    """The shipped config with a tiny budget, writing its run folders under tmp_path."""
+    import train_lstm_mnist
+
+    settings = {"training_iters": 3000, "out_dir": str(tmp_path / "runs"), "plots": False, **overrides}
+    return train_lstm_mnist.default_config(**settings)

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tiny_config
 
 import train_lstm_mnist as script
 
@@ -32,9 +32,8 @@ def test_graph_shapes_and_trainable_variables():
     assert any("basic_lstm_cell/kernel" in name for name in shapes)
 
 
-def test_tiny_training_run_in_process(mnist, capsys):
-    cfg = script.default_config(training_iters=3000)
-    metrics = script.train(cfg, mnist)
+def test_tiny_training_run_in_process(mnist, capsys, tmp_path):
+    metrics = script.train(tiny_config(tmp_path), mnist)
     lines = capsys.readouterr().out.splitlines()
     assert lines[:4] == SHAPE_LINES
     iters = [line for line in lines if line.startswith("Iter ")]
@@ -44,14 +43,14 @@ def test_tiny_training_run_in_process(mnist, capsys):
     assert f"Testing Accuracy: {metrics['test_accuracy']}" in lines
 
 
-def test_overrides_change_the_run(mnist, capsys):
-    script.train(script.default_config(training_iters=1000, batch_size=50, display_step=5, test_len=64), mnist)
+def test_overrides_change_the_run(mnist, capsys, tmp_path):
+    script.train(tiny_config(tmp_path, training_iters=1000, batch_size=50, display_step=5, test_len=64), mnist)
     out = capsys.readouterr().out
     assert re.findall(r"^Iter (\d+),", out, flags=re.M) == ["250", "500", "750"]
 
 
 def test_script_end_to_end_from_another_folder(tmp_path):
-    result = run_script("--training_iters=2000", cwd=tmp_path)
+    result = run_script("--training_iters=2000", f"--out_dir={tmp_path}", "--plots=no", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:4] == SHAPE_LINES
@@ -59,6 +58,9 @@ def test_script_end_to_end_from_another_folder(tmp_path):
     assert lines[5] == "Optimization Finished!"
     assert re.fullmatch(r"Testing Accuracy: [01]\.\d+", lines[6])
     assert re.fullmatch(r"Full test set: average loss \d+\.\d{4}, accuracy [01]\.\d{4} \(10000 images\)", lines[7])
+    assert re.fullmatch(r"Training time: \d+\.\d s for 19 steps, \d+ examples/s \(with validation and checkpoints\)",
+                        lines[8])
+    assert lines[9] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 10
     assert result.stderr == ""
 
 
@@ -79,7 +81,7 @@ def test_bad_command_line_through_main(capsys):
 
 
 def test_parse_args_types():
-    cfg = script.parse_args(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7"])
+    cfg, _ = script.parse_args(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7"])
     assert cfg.learning_rate == 1e-3 and cfg.batch_size == 64 and isinstance(cfg.batch_size, int)
     assert cfg.seed == 7 and cfg.n_hidden == 128
 
@@ -97,7 +99,7 @@ def test_evaluate_matches_one_big_run(mnist):
     model = script.build_graph(cfg)
     with script.tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
-        loss, acc = script.evaluate(sess, model, mnist.validation, cfg)
+        loss, acc, _ = script.evaluate(sess, model, mnist.validation, cfg)
         whole = sess.run([model.cost, model.accuracy],
                          {model.x: script.as_sequences(mnist.validation.images, cfg), model.y: mnist.validation.labels})
     assert np.isclose(loss, whole[0], rtol=1e-5) and np.isclose(acc, whole[1])

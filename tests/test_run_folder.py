@@ -1,0 +1,167 @@
+"""What a run leaves behind: config, metrics, TensorBoard events, checkpoints, plots;
+and what can be done with it: restore, resume, eval-only, predict."""
+import contextlib
+import csv
+import glob
+import io
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from conftest import fresh_copy, tiny_config
+from PIL import Image
+
+import train_lstm_mnist as script
+
+tf1 = script.tf1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(loaded_mnist, tmp_path_factory):
+    """One short run with every output on: (cfg, metrics, printed lines)."""
+    tmp_path = tmp_path_factory.mktemp("tiny_run")
+    cfg = tiny_config(tmp_path, eval_every=10, checkpoint_every=10, plots=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        metrics = script.train(cfg, fresh_copy(loaded_mnist))
+    return cfg, metrics, out.getvalue().splitlines()
+
+
+def test_run_folder_is_named_by_time_and_printed_last(tiny_run):
+    cfg, metrics, lines = tiny_run
+    assert re.fullmatch(r"\d{8}-\d{6}", os.path.basename(metrics["run_dir"]))
+    assert lines[-1] == f"Run folder: {metrics['run_dir']}"
+
+
+def test_second_run_in_the_same_second_gets_its_own_folder(tmp_path):
+    first, second = script.create_run_dir(str(tmp_path)), script.create_run_dir(str(tmp_path))
+    assert first != second and os.path.isdir(first) and os.path.isdir(second)
+
+
+def test_config_json_round_trips(tiny_run):
+    cfg, metrics, _ = tiny_run
+    with open(os.path.join(metrics["run_dir"], "config.json")) as f:
+        record = json.load(f)
+    assert record["config"] == vars(cfg)
+    assert record["versions"]["tensorflow"] == script.tf.__version__
+    assert script.read_run_config(metrics["run_dir"]) == vars(cfg)
+
+
+def test_metrics_csv_rows_match_the_log(tiny_run):
+    cfg, metrics, lines = tiny_run
+    with open(os.path.join(metrics["run_dir"], "metrics.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    iter_lines = [line for line in lines if line.startswith("Iter ")]
+    assert [script.iter_line(int(r["step"]), cfg, float(r["minibatch_loss"]), float(r["minibatch_accuracy"]))
+            for r in rows] == iter_lines
+    validation = [line for line in lines if line.startswith("Validation Accuracy= ")]
+    assert [f"Validation Accuracy= {r['validation_accuracy']} (5000 images) at Iter {r['examples']}"
+            for r in rows] == validation
+    assert [r["step"] for r in rows] == ["10", "20"]
+
+
+def test_event_file_holds_the_scalars_and_graph(tiny_run):
+    _, metrics, _ = tiny_run
+    (events_file,) = glob.glob(os.path.join(metrics["run_dir"], "events.out.tfevents.*"))
+    tags, has_graph = {}, False
+    for event in tf1.train.summary_iterator(events_file):
+        has_graph |= bool(event.graph_def)
+        for value in event.summary.value:
+            tags.setdefault(value.tag, []).append((event.step, value.simple_value))
+    assert has_graph
+    assert [step for step, _ in tags["minibatch/loss"]] == [1000, 2000]
+    assert set(tags) == {"minibatch/loss", "minibatch/accuracy", "validation/accuracy"}
+
+
+@pytest.mark.parametrize("name", ["curves.png", "predictions.png", "confusion.png"])
+def test_plots_are_real_pictures(tiny_run, name):
+    _, metrics, _ = tiny_run
+    with Image.open(os.path.join(metrics["run_dir"], name)) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+        pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    assert pixels.std() > 10  # not a blank canvas
+
+
+def test_checkpoints_are_kept_as_configured(tiny_run):
+    cfg, metrics, _ = tiny_run
+    index_files = sorted(glob.glob(os.path.join(metrics["run_dir"], "model.ckpt-*.index")))
+    assert [int(re.search(r"-(\d+)\.index$", f).group(1)) for f in index_files] == [10, 20, 29]
+
+
+def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
+    cfg, metrics, _ = tiny_run
+    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
+    sess, model = script.restored_session(cfg, checkpoint)
+    with sess:
+        _, accuracy, predicted = script.evaluate(sess, model, mnist.test, cfg)
+    assert np.array_equal(predicted, metrics["predicted"])
+    assert accuracy == metrics["full_test_accuracy"]
+
+
+def test_eval_only_prints_the_test_accuracy_of_the_run(tiny_run, capsys):
+    _, metrics, lines = tiny_run
+    assert script.main([f"--eval_only={metrics['run_dir']}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    testing = [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:"))]
+    assert out[1:] == testing and out[0].startswith("Model: ")
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys):
+    first = script.train(tiny_config(tmp_path, training_iters=2000, eval_every=10), fresh_copy(loaded_mnist))
+    capsys.readouterr()
+    resumed = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist),
+                           resume_dir=first["run_dir"])
+    resumed_lines = capsys.readouterr().out.splitlines()
+    straight = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist))
+    straight_lines = capsys.readouterr().out.splitlines()
+
+    def progress(lines):
+        return [line for line in lines if line.startswith(("Iter ", "Validation", "Testing"))]
+    assert resumed_lines[4] == f"Resuming {first['run_dir']} after Iter 1900 (step 19)"
+    before_resume = [line for line in straight_lines if "Iter 1000" in line]  # the Iter and Validation lines
+    assert len(before_resume) == 2
+    assert progress(resumed_lines) == [line for line in progress(straight_lines) if line not in before_resume]
+    assert resumed["steps"] == straight["steps"] == 39
+    with open(os.path.join(first["run_dir"], "metrics.csv"), newline="") as f:
+        assert [row["step"] for row in csv.DictReader(f)] == ["10", "20", "30"]
+
+
+def test_resume_from_the_command_line_takes_the_saved_settings(mnist, tmp_path, capsys):
+    run_dir = script.train(tiny_config(tmp_path, training_iters=1500, display_step=5), mnist)["run_dir"]
+    cfg, actions = script.parse_args([f"--resume={run_dir}", "--training_iters=2500"])
+    assert actions.resume == run_dir
+    assert cfg.display_step == 5 and cfg.training_iters == 2500 and cfg.out_dir == str(tmp_path / "runs")
+
+
+def write_digit_png(path, image, size=84):
+    """A 28x28 MNIST image as a larger, dark-on-light RGB PNG, as a user might draw it."""
+    pixels = (255 - image.reshape(28, 28) * 255).astype(np.uint8)
+    Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC).convert("RGB").save(path)
+
+
+def test_predict_reads_a_users_png(tiny_run, mnist, tmp_path, capsys):
+    cfg, metrics, _ = tiny_run
+    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
+    sess, model = script.restored_session(cfg, checkpoint)
+    with sess:
+        probabilities = sess.run(model.probabilities, {model.x: script.as_sequences(mnist.test.images[:200], cfg)})
+    true = np.argmax(mnist.test.labels[:200], axis=1)
+    confidence = np.where(np.argmax(probabilities, axis=1) == true, probabilities.max(axis=1), 0)
+    index = int(np.argmax(confidence))  # the digit this tiny model is surest of, and right about
+    write_digit_png(tmp_path / "digit.png", mnist.test.images[index])
+
+    assert script.main([f"--predict={tmp_path / 'digit.png'}", f"--checkpoint={metrics['run_dir']}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Predicted digit: {true[index]}"
+    shown = [float(p.split("=")[1]) for p in out[1].removeprefix("Probabilities: ").split()]
+    assert len(shown) == 10 and abs(sum(shown) - 1) < 1e-3 and np.argmax(shown) == true[index]
+
+
+def test_load_digit_inverts_dark_on_light_only(tmp_path, mnist):
+    image = mnist.test.images[0]
+    write_digit_png(tmp_path / "paper.png", image, size=28)
+    Image.fromarray((image.reshape(28, 28) * 255).astype(np.uint8)).save(tmp_path / "mnist.png")
+    paper, screen = script.load_digit(str(tmp_path / "paper.png")), script.load_digit(str(tmp_path / "mnist.png"))
+    assert np.abs(paper - image).max() < 0.02 and np.abs(screen - image).max() < 0.02
