@@ -32,3 +32,8 @@ eval_every = 100  # validation accuracy every this many steps (0: never)
 checkpoint_every = 100  # save a checkpoint every this many steps, and at the end
 keep_checkpoints = 3  # how many of the latest checkpoints to keep
 plots = True  # write curves.png, predictions.png and confusion.png at the end
+
+# Speed (see benchmarks/README.md)
+cell = "basic"  # "basic": the tutorial's BasicLSTMCell + dynamic_rnn; "fast": the same LSTM built for speed
+intra_op_threads = 0  # threads inside one op (0: TensorFlow's choice, one per core)
+inter_op_threads = 0  # ops run side by side (0: TensorFlow's choice)

@@ -69,6 +69,8 @@ tf = import_tensorflow()
 tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 
+import fast_lstm  # noqa: E402  (imports TensorFlow, which must be set up first)
+
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
 CHECKPOINT_NAME = "model.ckpt"
 METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
@@ -194,6 +196,9 @@ RULES = [
     ("eval_every", lambda c: c.eval_every >= 0, ">= 0 (0: never)"),
     ("checkpoint_every", lambda c: c.checkpoint_every >= 1, ">= 1"),
     ("keep_checkpoints", lambda c: c.keep_checkpoints >= 1, ">= 1"),
+    ("cell", lambda c: c.cell in ("basic", "fast"), '"basic" or "fast"'),
+    ("intra_op_threads", lambda c: c.intra_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
+    ("inter_op_threads", lambda c: c.inter_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
 
 
@@ -226,10 +231,16 @@ def build_graph(cfg):
         weights = {"out": tf.Variable(tf1.random_normal([cfg.n_hidden, cfg.n_classes]))}
         biases = {"out": tf.Variable(tf1.random_normal([cfg.n_classes]))}
 
-        lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)
-        outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=x, dtype=tf.float32)
-        # The last time step's output, as the tutorial takes it.
-        output = tf.reshape(tf.split(outputs, cfg.n_steps, axis=1, num=None, name="split")[-1], [-1, cfg.n_hidden])
+        if cfg.cell == "basic":
+            lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)
+            outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=x, dtype=tf.float32)
+            # The last time step's output, as the tutorial takes it.
+            output = tf.reshape(tf.split(outputs, cfg.n_steps, axis=1, num=None, name="split")[-1],
+                                [-1, cfg.n_hidden])
+        else:  # "fast": the same LSTM and variables, built for speed (fast_lstm.py); only the last output
+            outputs = None
+            kernel, bias = fast_lstm.lstm_variables(cfg.n_input, cfg.n_hidden)
+            output = fast_lstm.last_output(x, kernel, bias, cfg.forget_bias)
         pred = tf.matmul(output, weights["out"]) + biases["out"]
 
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
@@ -256,9 +267,10 @@ def build_graph(cfg):
                                  init=init, saver=saver)
 
 
-def session_config():
+def session_config(cfg):
     # Soft placement lets the CPU-only string variable sit beside a GPU graph.
-    return tf1.ConfigProto(allow_soft_placement=True)
+    return tf1.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=cfg.intra_op_threads,
+                           inter_op_parallelism_threads=cfg.inter_op_threads)
 
 
 # -------------------------------------------------------------- checkpoints
@@ -508,7 +520,7 @@ def train(cfg, mnist=None, resume_dir=None):
     print_shapes(mnist)
     model = build_graph(cfg)
     last_step = (cfg.training_iters - 1) // cfg.batch_size  # the last step the tutorial's loop runs
-    with tf1.Session(graph=model.graph, config=session_config()) as sess, stop_requests() as stop:
+    with tf1.Session(graph=model.graph, config=session_config(cfg)) as sess, stop_requests() as stop:
         if checkpoint:
             done = restore_checkpoint(sess, model, checkpoint, mnist.train)
             print(f"Resuming {run_dir} after {iter_name(done, cfg)}")
@@ -563,7 +575,7 @@ def train(cfg, mnist=None, resume_dir=None):
 
 def restored_session(cfg, checkpoint):
     model = build_graph(cfg)
-    sess = tf1.Session(graph=model.graph, config=session_config())
+    sess = tf1.Session(graph=model.graph, config=session_config(cfg))
     restore_checkpoint(sess, model, checkpoint)
     return sess, model
 

@@ -1,0 +1,324 @@
+"""Time the training step of the tutorial's LSTM, several ways, on real MNIST batches.
+
+    python benchmarks/bench_train.py                      # everything, ~5 minutes on 2 cores
+    python benchmarks/bench_train.py --steps=20 --repeats=2 --no-e2e --variants=default,fast
+
+Each variant runs in a worker process of its own (TF1 graph mode, PyTorch and
+Keras 3 do not share a process well) and is warmed up first. The workers are
+then timed in turn, A B C A B C ..., so drift of a noisy machine touches every
+variant alike; the table gives each one's median over the repeats. It also
+times loading the data, the whole default command (wall time and peak memory),
+and a GEMM rate on this machine, from which the "floor" of a training step
+follows: its float32 matmul work at that rate.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH, STEPS, INPUT, HIDDEN, CLASSES = 100, 28, 28, 128, 10
+DISPLAY_STEP = 10
+
+VARIANTS = {
+    "tutorial": "the tutorial's loop as written: BasicLSTMCell + dynamic_rnn, accuracy and loss in two extra runs",
+    "default": "this script's default: the same graph, both metrics in one run",
+    "fast": "cell=fast: the same LSTM unrolled, fused gates, hand-written backward, two chains",
+    "pytorch": "PyTorch nn.LSTM(28, 128) + Linear + Adam",
+    "keras3": "Keras 3 LSTM(128) + Dense + Adam, model.fit (TensorFlow backend)",
+}
+
+
+# ------------------------------------------------------------------ workers
+
+def batches(n):
+    """n real MNIST training batches (images as sequences, one-hot labels)."""
+    sys.path.insert(0, ROOT)
+    import data
+
+    mnist = data.read_data_sets(os.path.join(ROOT, "data", "mnist"), one_hot=True, seed=1)
+    return [tuple(a for a in mnist.train.next_batch(BATCH)) for _ in range(n)]
+
+
+def tf1_stepper(variant, threads):
+    """A function that runs one training step of the TF1 graph, as the variant's loop does."""
+    sys.path.insert(0, ROOT)
+    import train_lstm_mnist as script
+
+    cfg = script.default_config(cell="fast" if variant == "fast" else "basic",
+                                intra_op_threads=threads[0], inter_op_threads=threads[1])
+    model = script.build_graph(cfg)
+    sess = script.tf1.Session(graph=model.graph, config=script.session_config(cfg))
+    sess.run(model.init)
+    step = [0]
+
+    def run(batch_x, batch_y):
+        step[0] += 1
+        feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+        sess.run(model.optimizer, feed_dict=feed)
+        if step[0] % DISPLAY_STEP == 0:
+            if variant == "tutorial":
+                sess.run(model.accuracy, feed_dict=feed)
+                sess.run(model.cost, feed_dict=feed)
+            else:
+                sess.run([model.accuracy, model.cost], feed_dict=feed)
+    return run
+
+
+def pytorch_stepper():
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(1)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(INPUT, HIDDEN, batch_first=True)
+            self.out = torch.nn.Linear(HIDDEN, CLASSES)
+
+        def forward(self, x):
+            return self.out(self.lstm(x)[0][:, -1])
+
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = [0]
+
+    def run(batch_x, batch_y):
+        step[0] += 1
+        x = torch.from_numpy(batch_x.reshape(-1, STEPS, INPUT))
+        y = torch.from_numpy(batch_y.argmax(axis=1))
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if step[0] % DISPLAY_STEP == 0:
+            loss.item()
+    return run
+
+
+def keras3_timer(data_batches):
+    """Keras 3 trains through fit(): time whole fit() calls over n batches."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((STEPS, INPUT)), keras.layers.LSTM(HIDDEN), keras.layers.Dense(CLASSES)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    x = np.concatenate([b[0] for b in data_batches]).reshape(-1, STEPS, INPUT)
+    y = np.concatenate([b[1] for b in data_batches])
+
+    def timed(n):
+        n = min(n, len(data_batches))
+        started = time.perf_counter()
+        model.fit(x[:n * BATCH], y[:n * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+        return (time.perf_counter() - started) / n
+    return timed
+
+
+def worker(variant, steps, threads):
+    """Warm up, say 'ready', then answer each 'N' on stdin with seconds per step over N steps."""
+    if variant != "keras3":
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    data_batches = batches(max(steps, 20))
+    if variant == "keras3":
+        timed = keras3_timer(data_batches)
+        timed(len(data_batches))
+    else:
+        run = pytorch_stepper() if variant == "pytorch" else tf1_stepper(variant, threads)
+
+        def timed(n):
+            started = time.perf_counter()
+            for k in range(n):
+                run(*data_batches[k % len(data_batches)])
+            return (time.perf_counter() - started) / n
+        timed(20)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(timed(int(line)), flush=True)
+
+
+def installed(variant):
+    module = {"pytorch": "torch", "keras3": "keras"}.get(variant)
+    if module is None:
+        return True
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+class Worker:
+    def __init__(self, variant, args):
+        self.variant = variant
+        self.log = tempfile.TemporaryFile("w+")  # the worker's stderr: TF's chatter, or why it failed
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", variant, f"--steps={args.steps}",
+             f"--intra_op_threads={args.intra_op_threads}", f"--inter_op_threads={args.inter_op_threads}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
+        self.seconds = []
+
+    def wait_ready(self):
+        if self.process.stdout.readline().strip() != "ready":
+            self.log.seek(0)
+            raise RuntimeError(f"worker {self.variant} failed to start:\n{self.log.read()[-2000:]}")
+
+    def time(self, steps):
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        self.seconds.append(float(self.process.stdout.readline()))
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+# ------------------------------------------------------------ other numbers
+
+def step_flops():
+    """Float32 matmul work of one training step: forward [B, I+H] x [I+H, 4H] per time step,
+    and twice that backward (gradients for the inputs and for the weights)."""
+    forward = STEPS * 2 * BATCH * (INPUT + HIDDEN) * 4 * HIDDEN
+    return forward, 2 * forward
+
+
+def gemm_rate(shape, repeats=30):
+    """GFLOP/s of numpy's float32 matmul at (m, k) x (k, n) on this machine, best of a few tries."""
+    import numpy as np
+
+    m, k, n = shape
+    a, b = np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, (time.perf_counter() - started) / repeats)
+    return 2 * m * k * n / best / 1e9
+
+
+def floor_ms():
+    """The step's matmul work at the measured GEMM rates: the recurrent products at the
+    rate of a [100 x 156] x [156 x 512] product, the weight gradients at the rate of
+    one [156 x 2800] x [2800 x 512] product."""
+    recurrent_rate = gemm_rate((BATCH, INPUT + HIDDEN, 4 * HIDDEN), repeats=300)
+    weight_rate = gemm_rate((INPUT + HIDDEN, STEPS * BATCH, 4 * HIDDEN))
+    forward, backward = step_flops()
+    recurrent, weights = forward + backward / 2, backward / 2
+    ms = (recurrent / recurrent_rate + weights / weight_rate) / 1e6
+    return ms, {"recurrent_gflops": recurrent_rate, "weight_gradient_gflops": weight_rate,
+                "step_gflop": (forward + backward) / 1e9}
+
+
+def data_loading_seconds():
+    sys.path.insert(0, ROOT)
+    import data
+
+    started = time.perf_counter()
+    data.read_data_sets(os.path.join(ROOT, "data", "mnist"), one_hot=True)
+    return time.perf_counter() - started
+
+
+def end_to_end(cell):
+    """Wall seconds and peak memory (MiB) of the whole default command, with cell set."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), f"--cell={cell}",
+                                 f"--out_dir={out_dir}"], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"train_lstm_mnist.py --cell={cell} failed: {result.stderr.strip()[-500:]}")
+    # ru_maxrss of children is the largest of the finished ones, in KiB on Linux.
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    lines = result.stdout.splitlines()
+    testing = next(line for line in lines if line.startswith("Testing Accuracy:"))
+    full = next(line for line in lines if line.startswith("Full test set:"))
+    return {"wall_s": wall, "peak_mib": peak_mib, "testing_accuracy": testing, "full_test": full}
+
+
+# --------------------------------------------------------------------- main
+
+def measure(args):
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant {unknown[0]}; known: {', '.join(VARIANTS)}")
+    skipped = {v: "not installed (pip install -r benchmarks/requirements.txt)" for v in variants if not installed(v)}
+    workers = [Worker(v, args) for v in variants if v not in skipped]
+    try:
+        for w in workers:
+            w.wait_ready()
+        for _ in range(args.repeats):
+            for w in workers:
+                w.time(args.steps)
+    finally:
+        for w in workers:
+            w.close()
+    ms = {w.variant: 1000 * statistics.median(w.seconds) for w in workers}
+    floor, gemm = floor_ms()
+    results = {
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version()},
+        "settings": {"steps": args.steps, "repeats": args.repeats, "intra_op_threads": args.intra_op_threads,
+                     "inter_op_threads": args.inter_op_threads},
+        "step_ms": {v: {"median": ms[v], "all": [1000 * s for s in w.seconds]} for v, w in
+                    ((w.variant, w) for w in workers)},
+        "skipped": skipped, "floor_ms": floor, "gemm": gemm,
+        "data_loading_s": data_loading_seconds(),
+    }
+    if args.e2e:
+        results["end_to_end"] = {cell: end_to_end(cell) for cell in ("basic", "fast")}
+    return results
+
+
+def report(results):
+    ms = {v: r["median"] for v, r in results["step_ms"].items()}
+    base = ms.get("default")
+    lines = [f"{'variant':<10} {'ms/step':>8} {'steps/s':>8} {'vs default':>10} {'vs floor':>9}  what"]
+    for variant, value in ms.items():
+        ratio = f"{base / value:.2f}x" if base else "-"
+        lines.append(f"{variant:<10} {value:8.2f} {1000 / value:8.1f} {ratio:>10} "
+                     f"{value / results['floor_ms']:8.2f}x  {VARIANTS[variant]}")
+    lines.append(f"{'floor':<10} {results['floor_ms']:8.2f} {1000 / results['floor_ms']:8.1f} {'':>10} {'1.00x':>9}  "
+                 f"{results['gemm']['step_gflop']:.2f} GFLOP/step at {results['gemm']['recurrent_gflops']:.0f} "
+                 f"GFLOP/s (recurrent) and {results['gemm']['weight_gradient_gflops']:.0f} GFLOP/s (weight grads)")
+    for variant, why in results["skipped"].items():
+        lines.append(f"{variant:<10} skipped: {why}")
+    if "fast" in ms and "pytorch" in ms:
+        lines.append(f"fast / pytorch steps/s: {ms['pytorch'] / ms['fast']:.2f}")
+    lines.append(f"data loading: {results['data_loading_s']:.2f} s")
+    for cell, run in results.get("end_to_end", {}).items():
+        lines.append(f"end to end, cell={cell}: {run['wall_s']:.1f} s wall, peak memory {run['peak_mib']:.0f} MiB; "
+                     f"{run['testing_accuracy']}; {run['full_test']}")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per variant (interleaved)")
+    parser.add_argument("--intra_op_threads", type=int, default=0)
+    parser.add_argument("--inter_op_threads", type=int, default=0)
+    parser.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the whole-command runs")
+    parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"), help="where to write")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.steps, (args.intra_op_threads, args.inter_op_threads))
+    results = measure(args)
+    print(report(results))
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

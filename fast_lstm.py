@@ -1,0 +1,120 @@
+"""The tutorial's LSTM, built for speed in graph mode (`cell = "fast"` in config.py).
+
+Same math as BasicLSTMCell: gates = [x_t, h] @ kernel + bias, split in the
+order i, j, f, o; c = c * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j);
+h = tanh(c) * sigmoid(o). Same variables too (rnn/basic_lstm_cell/kernel and
+bias), so a checkpoint of either mode loads in the other.
+
+The tutorial's graph spends its time on per-op overhead and on elementwise
+kernels, not on arithmetic: dynamic_rnn's while loop runs thousands of tiny
+kernels a step, and TensorFlow's generic elementwise kernels are slow next to
+oneDNN's. Here:
+- the recurrence is unrolled (n_steps is fixed), one matmul per time step;
+- the four gates go through one sigmoid, fused into that matmul by grappler
+  (MatMul + BiasAdd + Sigmoid -> one oneDNN kernel): tanh(j) = 2 * sigmoid(2j) - 1,
+  so the j columns of the kernel and bias are doubled, and forget_bias is
+  folded into the bias, once per training step;
+- the backward pass is written by hand (tf.custom_gradient): per time step one
+  SigmoidGrad for all gates and one matmul with a pre-transposed weight (a
+  transpose flag makes oneDNN's matmul much slower at these shapes); the
+  weight gradients are a few large matmuls over blocks of time steps;
+- the batch is split in two halves that run as independent recurrences, so
+  that both cores of a small machine work at once (one small matmul does not
+  get faster with a second thread, two of them side by side do).
+Measured on a 2-core machine: benchmarks/README.md.
+"""
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
+WEIGHT_GRADIENT_BLOCKS = 4  # blocks of time steps whose weight gradient is one matmul
+
+
+def lstm_variables(n_input, n_hidden):
+    """kernel [n_input + n_hidden, 4 * n_hidden] and bias [4 * n_hidden], named as
+    BasicLSTMCell's inside dynamic_rnn and initialized as it does (Glorot uniform, zeros)."""
+    with tf1.variable_scope("rnn/basic_lstm_cell"):
+        kernel = tf1.get_variable("kernel", [n_input + n_hidden, 4 * n_hidden],
+                                  initializer=tf1.glorot_uniform_initializer())
+        bias = tf1.get_variable("bias", [4 * n_hidden], initializer=tf1.zeros_initializer())
+    return kernel, bias
+
+
+def last_output(x, kernel, bias, forget_bias):
+    """h at the last time step, (batch, n_hidden), for x of (batch, n_steps, n_input)."""
+    n_steps, n_input = x.shape[1], x.shape[2]
+    n_hidden = kernel.shape[1] // 4
+    ones, zeros = tf.ones([n_hidden]), tf.zeros([n_hidden])
+    scale = tf.concat([ones, 2 * ones, ones, ones], axis=0)  # doubles the j columns
+    shift = tf.concat([zeros, zeros, tf.fill([n_hidden], float(forget_bias)), zeros], axis=0)
+
+    @tf.custom_gradient
+    def lstm(x, kernel, bias):
+        w = kernel * scale
+        b = (bias + shift) * scale
+        # Transposed once here rather than by a matmul flag; computed from the
+        # kernel (not from `w`) so that grappler cannot fold it back into a flag.
+        w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
+        inputs = tf.unstack(x, axis=1)
+
+        def gates(xh, weights):
+            return tf.sigmoid(tf.nn.bias_add(tf.matmul(xh, weights), b))
+
+        xh_steps, s_steps, tj_steps, c_steps, tc_steps = [], [], [], [], []
+        h = c = None
+        for t in range(n_steps):
+            xh = inputs[t] if h is None else tf.concat([inputs[t], h], axis=1)
+            s = gates(xh, w[:n_input] if h is None else w)
+            i, sj, f, o = tf.split(s, 4, axis=1)
+            tj = 2.0 * sj - 1.0
+            c_steps.append(c)
+            c = i * tj if c is None else f * c + i * tj
+            tc = tf.tanh(c)
+            h = o * tc
+            xh_steps.append(xh)
+            s_steps.append(s)
+            tj_steps.append(tj)
+            tc_steps.append(tc)
+
+        def grad(dh):
+            d_steps = [None] * n_steps
+            dc = None
+            for t in reversed(range(n_steps)):
+                i, _, f, o = tf.split(s_steps[t], 4, axis=1)
+                dc_t = tf.raw_ops.TanhGrad(y=tc_steps[t], dy=dh * o)
+                dc = dc_t if dc is None else dc + dc_t
+                d_f = dc * c_steps[t] if t > 0 else tf.zeros_like(dc)
+                ds = tf.concat([dc * tj_steps[t], 2.0 * dc * i, d_f, dh * tc_steps[t]], axis=1)
+                d_steps[t] = tf.raw_ops.SigmoidGrad(y=s_steps[t], dy=ds)
+                if t > 0:
+                    dh = tf.matmul(d_steps[t], w_h_t)
+                    dc = dc * f
+            d_kernel = weight_gradient(xh_steps, d_steps, n_input) * scale
+            d_bias = tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]) * scale
+            return None, d_kernel, d_bias
+
+        return h, grad
+
+    kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
+    batch = tf.shape(x)[0]
+    bounds = [batch * k // PARALLEL_CHAINS for k in range(PARALLEL_CHAINS + 1)]
+    parts = tf.split(x, tf.stack([bounds[k + 1] - bounds[k] for k in range(PARALLEL_CHAINS)]), axis=0)
+    return tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
+
+
+def weight_gradient(xh_steps, d_steps, n_input):
+    """sum_t xh_t^T @ d_t, as one matmul per block of time steps.
+
+    Step 0 saw only x (h was zero), so its contribution covers the x rows alone.
+    """
+    first = tf.matmul(tf.transpose(xh_steps[0]), d_steps[0])
+    n_steps = len(xh_steps)
+    size = -(-(n_steps - 1) // WEIGHT_GRADIENT_BLOCKS)
+    blocks = []
+    for start in range(1, n_steps, size):
+        xh = tf.concat(xh_steps[start:start + size], axis=0)
+        d = tf.concat(d_steps[start:start + size], axis=0)
+        blocks.append(tf.matmul(tf.transpose(xh), d))
+    rest = tf.add_n(blocks)
+    return rest + tf.pad(first, [[0, rest.shape[0] - n_input], [0, 0]])

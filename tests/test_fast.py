@@ -1,0 +1,69 @@
+"""cell = "fast": the same LSTM as BasicLSTMCell, so the same numbers and interchangeable checkpoints."""
+import re
+
+import numpy as np
+import pytest
+from conftest import fresh_copy, tiny_config
+
+import train_lstm_mnist as script
+
+tf, tf1 = script.tf, script.tf1
+
+
+def outputs_and_gradients(cell, weights, batch_x, batch_y):
+    """(pred, gradients of the cost w.r.t. every trainable variable) for the given weights."""
+    cfg = script.default_config(cell=cell)
+    model = script.build_graph(cfg)
+    with model.graph.as_default():
+        variables = tf1.trainable_variables()
+        gradients = tf.gradients(model.cost, variables)
+    with tf1.Session(graph=model.graph) as sess:
+        sess.run(model.init)
+        if weights is None:
+            weights = sess.run(variables)
+        for variable, value in zip(variables, weights, strict=True):
+            variable.load(value, sess)
+        feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+        return weights, [v.name for v in variables], sess.run([model.pred, *gradients], feed)
+
+
+def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
+    batch_x, batch_y = mnist.train.next_batch(100)
+    weights, _, _ = outputs_and_gradients("basic", None, batch_x, batch_y)  # the initial weights
+    weights[3] = np.random.RandomState(0).normal(0, 0.5, weights[3].shape).astype(np.float32)  # a non-zero bias
+    _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y)
+    _, fast_names, fast = outputs_and_gradients("fast", weights, batch_x, batch_y)
+    assert fast_names == basic_names
+    for name, b, f in zip(["pred", *basic_names], basic, fast, strict=True):
+        assert f.shape == b.shape
+        np.testing.assert_allclose(f, b, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert np.abs(basic[3]).max() > 1e-3  # the kernel gradient is not trivially zero
+
+
+@pytest.mark.parametrize("saved_with,loaded_with", [("basic", "fast"), ("fast", "basic")])
+def test_checkpoint_of_one_cell_loads_in_the_other(loaded_mnist, tmp_path, capsys, saved_with, loaded_with):
+    mnist = fresh_copy(loaded_mnist)
+    metrics = script.train(tiny_config(tmp_path, training_iters=1500, cell=saved_with), mnist)
+    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
+    cfg = tiny_config(tmp_path, cell=loaded_with)
+    sess, model = script.restored_session(cfg, checkpoint)
+    with sess:
+        _, accuracy, predicted = script.evaluate(sess, model, mnist.test, cfg)
+    assert np.mean(predicted == metrics["predicted"]) > 0.999  # float32 rounding may flip a near-tie
+    assert abs(accuracy - metrics["full_test_accuracy"]) < 1e-3
+
+
+def test_fast_training_run_logs_like_the_tutorial(mnist, tmp_path, capsys):
+    metrics = script.train(tiny_config(tmp_path, cell="fast"), mnist)
+    out = capsys.readouterr().out
+    assert re.findall(r"^Iter (\d+), Minibatch Loss= \d+\.\d{6}, Training Accuracy= [01]\.\d{5}$", out,
+                      flags=re.M) == ["1000", "2000"]
+    assert metrics["steps"] == 29 and metrics["full_test_accuracy"] > 0.2
+
+
+def test_fast_cell_takes_any_batch_size():
+    model = script.build_graph(script.default_config(cell="fast"))
+    with tf1.Session(graph=model.graph) as sess:
+        sess.run(model.init)
+        for n in (1, 7, 100):
+            assert sess.run(model.pred, {model.x: np.zeros((n, 28, 28), np.float32)}).shape == (n, 10)
