@@ -28,7 +28,7 @@ import tensorflow as tf
 tf1 = tf.compat.v1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
-WEIGHT_GRADIENT_BLOCKS = 4  # blocks of time steps whose weight gradient is one matmul
+WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul
 
 
 def lstm_variables(n_input, n_hidden):
