@@ -516,7 +516,6 @@ def train(cfg, mnist=None, resume_dir=None):
     mnist = mnist or load_mnist(cfg)
     check_data_settings(cfg, mnist)
     checkpoint, run_dir = find_checkpoint(resume_dir) if resume_dir else (None, create_run_dir(cfg.out_dir))
-    write_run_config(run_dir, cfg)
     print_shapes(mnist)
     model = build_graph(cfg)
     last_step = (cfg.training_iters - 1) // cfg.batch_size  # the last step the tutorial's loop runs
@@ -527,6 +526,7 @@ def train(cfg, mnist=None, resume_dir=None):
         else:
             sess.run(model.init)
             done = 0
+        write_run_config(run_dir, cfg)
         log = RunLog(run_dir, model.graph, done, cfg)
         try:
             started = time.perf_counter()

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                      # everything, ~5 minutes on 2 cores
     python benchmarks/bench_train.py --steps=20 --repeats=2 --no-e2e --variants=default,fast
+    python benchmarks/bench_train.py --profile=fast       # where a step's time goes
 
 Each variant runs in a worker process of its own (TF1 graph mode, PyTorch and
 Keras 3 do not share a process well) and is warmed up first. The workers are
@@ -15,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -51,8 +51,13 @@ def tf1_stepper(variant, threads):
     sys.path.insert(0, ROOT)
     import train_lstm_mnist as script
 
-    cfg = script.default_config(cell="fast" if variant == "fast" else "basic",
-                                intra_op_threads=threads[0], inter_op_threads=threads[1])
+    # The tutorial's tf.Session() took TensorFlow's thread defaults; the others take config.py's or --*_threads.
+    cfg = script.default_config(cell="fast" if variant == "fast" else "basic")
+    if variant == "tutorial":
+        cfg.intra_op_threads = cfg.inter_op_threads = 0
+    else:
+        cfg.intra_op_threads = cfg.intra_op_threads if threads[0] is None else threads[0]
+        cfg.inter_op_threads = cfg.inter_op_threads if threads[1] is None else threads[1]
     model = script.build_graph(cfg)
     sess = script.tf1.Session(graph=model.graph, config=script.session_config(cfg))
     sess.run(model.init)
@@ -158,9 +163,11 @@ class Worker:
     def __init__(self, variant, args):
         self.variant = variant
         self.log = tempfile.TemporaryFile("w+")  # the worker's stderr: TF's chatter, or why it failed
+        threads = [f"--{name}={value}" for name, value in
+                   (("intra_op_threads", args.intra_op_threads), ("inter_op_threads", args.inter_op_threads))
+                   if value is not None]
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", variant, f"--steps={args.steps}",
-             f"--intra_op_threads={args.intra_op_threads}", f"--inter_op_threads={args.inter_op_threads}"],
+            [sys.executable, __file__, "--worker", variant, f"--steps={args.steps}", *threads],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
         self.seconds = []
 
@@ -228,19 +235,54 @@ def data_loading_seconds():
 
 def end_to_end(cell):
     """Wall seconds and peak memory (MiB) of the whole default command, with cell set."""
-    with tempfile.TemporaryDirectory() as out_dir:
+    with tempfile.TemporaryDirectory() as out_dir, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), f"--cell={cell}",
-                                 f"--out_dir={out_dir}"], capture_output=True, text=True)
+        process = subprocess.Popen([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), f"--cell={cell}",
+                                    f"--out_dir={out_dir}"], stdout=out, stderr=err, text=True)
+        # wait4 gives this child's own peak resident memory (KiB on Linux), not the workers'.
+        _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"train_lstm_mnist.py --cell={cell} failed: {result.stderr.strip()[-500:]}")
-    # ru_maxrss of children is the largest of the finished ones, in KiB on Linux.
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    lines = result.stdout.splitlines()
+        out.seek(0)
+        err.seek(0)
+        lines, errors = out.read().splitlines(), err.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"train_lstm_mnist.py --cell={cell} failed: {errors.strip()[-500:]}")
     testing = next(line for line in lines if line.startswith("Testing Accuracy:"))
     full = next(line for line in lines if line.startswith("Full test set:"))
-    return {"wall_s": wall, "peak_mib": peak_mib, "testing_accuracy": testing, "full_test": full}
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "testing_accuracy": testing, "full_test": full}
+
+
+def profile(variant, runs=5):
+    """Where a TF1 variant's training step spends its time: kernel time per op type,
+    from traced steps (tracing inflates every kernel; read the shares, not the totals)."""
+    import collections
+
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    sys.path.insert(0, ROOT)
+    import train_lstm_mnist as script
+
+    cfg = script.default_config(cell="fast" if variant == "fast" else "basic")
+    model = script.build_graph(cfg)
+    batch_x, batch_y = batches(1)[0]
+    feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+    micros, calls = collections.Counter(), collections.Counter()
+    with script.tf1.Session(graph=model.graph, config=script.session_config(cfg)) as sess:
+        sess.run(model.init)
+        for _ in range(20):
+            sess.run(model.optimizer, feed)
+        for _ in range(runs):
+            metadata = script.tf1.RunMetadata()
+            sess.run(model.optimizer, feed, run_metadata=metadata,
+                     options=script.tf1.RunOptions(trace_level=script.tf1.RunOptions.FULL_TRACE))
+            for node in (n for device in metadata.step_stats.dev_stats for n in device.node_stats):
+                op = node.timeline_label.split(" = ")[-1].split("(")[0] or node.node_name
+                micros[op] += (node.op_end_rel_micros - node.op_start_rel_micros) / runs
+                calls[op] += 1 / runs
+    total = sum(micros.values())
+    print(f"{variant}: {sum(calls.values()):.0f} kernels per step")
+    for op, us in micros.most_common(12):
+        print(f"{op:<32} {100 * us / total:5.1f}%  {calls[op]:5.0f} calls")
 
 
 # --------------------------------------------------------------------- main
@@ -305,12 +347,15 @@ def main():
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     parser.add_argument("--steps", type=int, default=100, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=5, help="timings per variant (interleaved)")
-    parser.add_argument("--intra_op_threads", type=int, default=0)
-    parser.add_argument("--inter_op_threads", type=int, default=0)
+    parser.add_argument("--intra_op_threads", type=int, help="for default and fast (default: config.py's)")
+    parser.add_argument("--inter_op_threads", type=int, help="for default and fast (default: config.py's)")
     parser.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the whole-command runs")
     parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"), help="where to write")
+    parser.add_argument("--profile", metavar="VARIANT", help="instead: kernel time by op type (tutorial or fast)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.profile:
+        return profile(args.profile)
     if args.worker:
         return worker(args.worker, args.steps, (args.intra_op_threads, args.inter_op_threads))
     results = measure(args)

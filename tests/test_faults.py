@@ -201,9 +201,11 @@ def test_resume_from_a_corrupt_checkpoint(mnist, tmp_path, capsys):
     checkpoint, _ = script.find_checkpoint(run_dir)
     with open(checkpoint + ".data-00000-of-00001", "r+b") as f:
         f.truncate(1000)
+    saved_config = open(os.path.join(run_dir, "config.json")).read()
     code, _, err = run_main(capsys, f"--resume={run_dir}", "--training_iters=3000")
     assert code == 2
     assert_one_line_error(err, checkpoint, "cannot restore this checkpoint")
+    assert open(os.path.join(run_dir, "config.json")).read() == saved_config
 
 
 def test_eval_only_of_a_missing_path(tmp_path, capsys):

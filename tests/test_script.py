@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, fresh_copy, tiny_config
 
 import train_lstm_mnist as script
 
@@ -103,3 +103,32 @@ def test_evaluate_matches_one_big_run(mnist):
         whole = sess.run([model.cost, model.accuracy],
                          {model.x: script.as_sequences(mnist.validation.images, cfg), model.y: mnist.validation.labels})
     assert np.isclose(loss, whole[0], rtol=1e-5) and np.isclose(acc, whole[1])
+
+
+def test_default_loop_logs_exactly_what_the_tutorials_loop_logs(loaded_mnist, tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    script.train(cfg, fresh_copy(loaded_mnist))
+    ours = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("Iter", "Testing"))]
+
+    # The tutorial's loop as written (two metric runs, TF's default threads), on the same graph, seed and data.
+    mnist = fresh_copy(loaded_mnist)
+    model = script.build_graph(cfg)
+    x, y = model.x, model.y
+    tutorial = []
+    with script.tf1.Session(graph=model.graph) as sess:
+        sess.run(model.init)
+        step = 1
+        while step * cfg.batch_size < cfg.training_iters:
+            batch_x, batch_y = mnist.train.next_batch(cfg.batch_size)
+            batch_x = batch_x.reshape((cfg.batch_size, cfg.n_steps, cfg.n_input))
+            sess.run(model.optimizer, feed_dict={x: batch_x, y: batch_y})
+            if step % cfg.display_step == 0:
+                acc = sess.run(model.accuracy, feed_dict={x: batch_x, y: batch_y})
+                loss = sess.run(model.cost, feed_dict={x: batch_x, y: batch_y})
+                tutorial.append("Iter " + str(step * cfg.batch_size) + ", Minibatch Loss= "  # as written
+                                + "{:.6f}".format(loss) + ", Training Accuracy= " + "{:.5f}".format(acc))  # noqa: UP032
+            step += 1
+        test_data = mnist.test.images[:cfg.test_len].reshape((-1, cfg.n_steps, cfg.n_input))
+        test_label = mnist.test.labels[:cfg.test_len]
+        tutorial.append(f"Testing Accuracy: {sess.run(model.accuracy, feed_dict={x: test_data, y: test_label})}")
+    assert ours == tutorial and len(ours) == 3
