@@ -49,7 +49,7 @@ def plot_predictions(images, predicted, true, path, columns=8):
                      fontweight="normal" if p == t else "bold")
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("Test digits: predicted (true); wrong in red")
+    fig.suptitle("Test digits: predicted (true); mistakes in red")
     save_figure(fig, path)
 
 
@@ -68,6 +68,6 @@ def plot_confusion(predicted, true, path):
             ax.text(p, t, str(count), ha="center", va="center", fontsize=7,
                     color="white" if count > matrix.max() / 2 else "black")
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"Confusion matrix, {len(true)} test images (accuracy {np.mean(predicted == true):.4f})")
+           title=f"Confusion matrix\n{len(true)} test images, accuracy {np.mean(predicted == true):.4f}")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
     save_figure(fig, path)

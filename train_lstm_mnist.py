@@ -502,8 +502,11 @@ def write_plots(run_dir, mnist, predicted):
 
     true = np.argmax(mnist.test.labels, axis=1)
     plots.plot_curves(read_metrics(os.path.join(run_dir, "metrics.csv")), os.path.join(run_dir, "curves.png"))
-    plots.plot_predictions(mnist.test.images[:PREDICTION_GRID], predicted[:PREDICTION_GRID],
-                           true[:PREDICTION_GRID], os.path.join(run_dir, "predictions.png"))
+    # The first test digits the model gets right, then its first mistakes (up to a third of the grid).
+    wrong = np.flatnonzero(predicted != true)[:PREDICTION_GRID // 3]
+    shown = np.concatenate([np.flatnonzero(predicted == true)[:PREDICTION_GRID - len(wrong)], wrong])
+    plots.plot_predictions(mnist.test.images[shown], predicted[shown], true[shown],
+                           os.path.join(run_dir, "predictions.png"))
     plots.plot_confusion(predicted, true, os.path.join(run_dir, "confusion.png"))
 
 
