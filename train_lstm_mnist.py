@@ -160,6 +160,9 @@ def parse_args(argv=None):
     actions, _ = action_parser.parse_known_args(argv)
     if actions.predict and not actions.checkpoint:
         raise ConfigError("--predict needs --checkpoint=RUN_DIR (or a checkpoint path) naming the model to use")
+    if actions.checkpoint and not actions.predict:
+        raise ConfigError("--checkpoint names the model for --predict; to continue a run use --resume=RUN_DIR, "
+                          "to score one --eval_only=RUN_DIR")
     model_path = actions.resume or actions.eval_only or actions.checkpoint
     defaults = read_run_config(find_checkpoint(model_path)[1]) if model_path else config_defaults()
     args, unknown = make_parser(defaults).parse_known_args(argv)
@@ -288,6 +291,11 @@ def find_checkpoint(path):
     raise ConfigError(f"{path}: neither a run folder nor a checkpoint (expected {path}.index)")
 
 
+def error_text(error):
+    """TensorFlow's own message without its op trace, or any other exception's text."""
+    return error.message if isinstance(error, tf.errors.OpError) else str(error)
+
+
 def save_checkpoint(sess, model, run_dir, step, dataset):
     """Save weights, Adam's state, the step and the data position.
 
@@ -303,8 +311,7 @@ def save_checkpoint(sess, model, run_dir, step, dataset):
                                 write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
         previous = tf1.train.latest_checkpoint(run_dir) or "none"
-        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-        raise TrainingError(f"could not write the checkpoint of step {step} in {run_dir}: {message}; "
+        raise TrainingError(f"could not write the checkpoint of step {step} in {run_dir}: {error_text(e)}; "
                             f"the previous checkpoint ({previous}) is intact") from e
 
 
@@ -314,8 +321,7 @@ def restore_checkpoint(sess, model, checkpoint, dataset=None):
     try:
         model.saver.restore(sess, checkpoint)
     except (tf.errors.OpError, ValueError) as e:
-        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-        raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({message.splitlines()[0]}); "
+        raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({error_text(e).splitlines()[0]}); "
                           f"it is damaged or from another model") from e
     if dataset is not None:
         state = sess.run(model.data_state)
@@ -376,13 +382,12 @@ class RunLog:
     def __init__(self, run_dir, graph, step, cfg):
         self.path = os.path.join(run_dir, "metrics.csv")
         self.batch_size = cfg.batch_size
-        kept = [row for row in read_metrics(self.path) if int(row["step"]) <= step]
-        write_atomically(self.path, "")
+        kept = io.StringIO()
+        metrics_writer(kept).writeheader()
+        metrics_writer(kept).writerows(row for row in read_metrics(self.path) if int(row["step"]) <= step)
+        write_atomically(self.path, kept.getvalue())
         self.file = open(self.path, "a", newline="", encoding="utf-8")
-        self.csv = csv.DictWriter(self.file, METRIC_FIELDS)
-        self.csv.writeheader()
-        self.csv.writerows(kept)
-        self.file.flush()
+        self.csv = metrics_writer(self.file)
         self.events = tf1.summary.FileWriter(run_dir, graph=graph if step == 0 else None)
         if step:
             # Tells TensorBoard to discard events logged beyond this step before.
@@ -404,6 +409,10 @@ class RunLog:
     def close(self):
         self.file.close()
         self.events.close()
+
+
+def metrics_writer(file):
+    return csv.DictWriter(file, METRIC_FIELDS, lineterminator="\n")
 
 
 def read_metrics(path):

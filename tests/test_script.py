@@ -68,6 +68,9 @@ def test_script_end_to_end_from_another_folder(tmp_path):
     (["--batch_size=abc"], "--batch_size=abc: expected int"),
     (["--learning_rate", "fast"], "--learning_rate=fast: expected float"),
     (["--no_such_thing=1"], "unknown setting --no_such_thing=1; valid names: n_input, n_steps"),
+    (["--predict=digit.png"], "--predict needs --checkpoint"),
+    (["--checkpoint=runs/x"], "--checkpoint names the model for --predict"),
+    (["--resume=a", "--eval_only=b"], "not allowed with argument"),
 ])
 def test_bad_command_line_is_one_line_and_exit_2(args, expected):
     with pytest.raises(script.ConfigError, match=re.escape(expected)):
