@@ -53,8 +53,9 @@ def last_output(x, kernel, bias, forget_bias):
     def lstm(x, kernel, bias):
         w = kernel * scale
         b = (bias + shift) * scale
-        # Transposed once here rather than by a matmul flag; computed from the
-        # kernel (not from `w`) so that grappler cannot fold it back into a flag.
+        # Transposed once here rather than by a flag on each backward matmul. The
+        # scaling comes after the transpose, so the matmuls read a Mul, and grappler
+        # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
         inputs = tf.unstack(x, axis=1)
 
