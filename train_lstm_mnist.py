@@ -212,10 +212,14 @@ def check_config(cfg):
             raise ConfigError(f"{name} = {value} is not allowed: must be {allowed}")
 
 
-def check_data_settings(cfg, mnist):
+def checked_mnist(cfg, mnist=None):
+    """Check the settings, load MNIST (unless given), then check the settings that depend on it."""
+    check_config(cfg)
+    mnist = mnist or load_mnist(cfg)
     if cfg.test_len > mnist.test.num_examples:
         raise ConfigError(f"test_len = {cfg.test_len} is not allowed: must be between 1 and the test-set size "
                           f"({mnist.test.num_examples})")
+    return mnist
 
 
 # --------------------------------------------------------------------- graph
@@ -524,9 +528,7 @@ def train(cfg, mnist=None, resume_dir=None):
 
     With `resume_dir`, continues that run from its latest checkpoint.
     """
-    check_config(cfg)
-    mnist = mnist or load_mnist(cfg)
-    check_data_settings(cfg, mnist)
+    mnist = checked_mnist(cfg, mnist)
     checkpoint, run_dir = find_checkpoint(resume_dir) if resume_dir else (None, create_run_dir(cfg.out_dir))
     print_shapes(mnist)
     model = build_graph(cfg)
@@ -594,9 +596,7 @@ def restored_session(cfg, checkpoint):
 
 def eval_only(cfg, path):
     """Score a saved model on test_len test images and on the whole test set."""
-    check_config(cfg)
-    mnist = load_mnist(cfg)
-    check_data_settings(cfg, mnist)
+    mnist = checked_mnist(cfg)
     checkpoint, _ = find_checkpoint(path)
     print(f"Model: {checkpoint}")
     sess, model = restored_session(cfg, checkpoint)
