@@ -308,7 +308,8 @@ def read_data_sets(train_dir, fake_data=False, one_hot=False, dtype=np.float32, 
     train_images, train_labels = load(TRAIN_IMAGES, parse_images), load(TRAIN_LABELS, parse_labels)
     test_images, test_labels = load(TEST_IMAGES, parse_images), load(TEST_LABELS, parse_labels)
     if not 0 <= validation_size <= len(train_images):
-        raise DataError(f"validation_size {validation_size} must be between 0 and {len(train_images)}")
+        raise DataError(f"validation_size = {validation_size} is not allowed: must be between 0 and "
+                        f"{len(train_images)}, the images of the training file")
 
     if one_hot:
         train_labels, test_labels = dense_to_one_hot(train_labels), dense_to_one_hot(test_labels)

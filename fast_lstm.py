@@ -23,9 +23,7 @@ oneDNN's. Here:
   get faster with a second thread, two of them side by side do).
 Measured on a 2-core machine: benchmarks/README.md.
 """
-import tensorflow as tf
-
-tf1 = tf.compat.v1
+from tf_setup import tf, tf1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
 WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul

@@ -5,11 +5,31 @@ never leaves a half-written picture.
 """
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+plt.switch_backend("Agg")  # files only: no display needed
+
+PREDICTION_GRID = 48  # test digits shown in predictions.png
+
+
+def write_run_plots(run_dir, metrics_rows, test, predicted):
+    """curves.png, predictions.png and confusion.png of a finished run.
+
+    `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it.
+    """
+    true = np.argmax(test.labels, axis=1)
+    plot_curves(metrics_rows, os.path.join(run_dir, "curves.png"))
+    shown = digits_to_show(predicted, true)
+    plot_predictions(test.images[shown], predicted[shown], true[shown], os.path.join(run_dir, "predictions.png"))
+    plot_confusion(predicted, true, os.path.join(run_dir, "confusion.png"))
+
+
+def digits_to_show(predicted, true, count=PREDICTION_GRID):
+    """Indices of the first test digits the model gets right, then its first mistakes
+    (up to a third of the grid), so that the grid shows both."""
+    wrong = np.flatnonzero(predicted != true)[:count // 3]
+    return np.concatenate([np.flatnonzero(predicted == true)[:count - len(wrong)], wrong])
 
 
 def save_figure(fig, path):

@@ -13,6 +13,7 @@ and a GEMM rate on this machine, from which the "floor" of a training step
 follows: its float32 matmul work at that rate.
 """
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -23,8 +24,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BATCH, STEPS, INPUT, HIDDEN, CLASSES = 100, 28, 28, 128, 10
-DISPLAY_STEP = 10
+sys.path.insert(0, ROOT)  # the project's modules: config.py, data.py, the script
+config = importlib.import_module("config")
+
+BATCH, STEPS, INPUT, HIDDEN, CLASSES = config.batch_size, config.n_steps, config.n_input, config.n_hidden, 10
+DISPLAY_STEP = config.display_step
 
 VARIANTS = {
     "tutorial": "the tutorial's loop as written: BasicLSTMCell + dynamic_rnn, accuracy and loss in two extra runs",
@@ -39,33 +43,43 @@ VARIANTS = {
 
 def batches(n):
     """n real MNIST training batches (images as sequences, one-hot labels)."""
-    sys.path.insert(0, ROOT)
     import data
 
     mnist = data.read_data_sets(os.path.join(ROOT, "data", "mnist"), one_hot=True, seed=1)
     return [tuple(a for a in mnist.train.next_batch(BATCH)) for _ in range(n)]
 
 
+def tf1_session(variant, threads=(None, None)):
+    """(session, model, settings) of a TF1 variant's graph, initialized.
+
+    The tutorial's tf.Session() took TensorFlow's thread defaults; the others
+    take config.py's, or the --*_threads given.
+    """
+    import settings
+    import train_lstm_mnist as script
+    from tf_setup import tf1
+
+    overrides = {"cell": "fast" if variant == "fast" else "basic"}
+    if variant == "tutorial":
+        overrides.update(intra_op_threads=0, inter_op_threads=0)
+    else:
+        overrides.update({name: value for name, value in zip(("intra_op_threads", "inter_op_threads"), threads,
+                                                             strict=True) if value is not None})
+    cfg = settings.make(overrides)
+    model = script.build_graph(cfg)
+    sess = tf1.Session(graph=model.graph, config=script.session_config(cfg))
+    sess.run(model.init)
+    return sess, model, cfg
+
+
 def tf1_stepper(variant, threads):
     """A function that runs one training step of the TF1 graph, as the variant's loop does."""
-    sys.path.insert(0, ROOT)
-    import train_lstm_mnist as script
-
-    # The tutorial's tf.Session() took TensorFlow's thread defaults; the others take config.py's or --*_threads.
-    cfg = script.default_config(cell="fast" if variant == "fast" else "basic")
-    if variant == "tutorial":
-        cfg.intra_op_threads = cfg.inter_op_threads = 0
-    else:
-        cfg.intra_op_threads = cfg.intra_op_threads if threads[0] is None else threads[0]
-        cfg.inter_op_threads = cfg.inter_op_threads if threads[1] is None else threads[1]
-    model = script.build_graph(cfg)
-    sess = script.tf1.Session(graph=model.graph, config=script.session_config(cfg))
-    sess.run(model.init)
+    sess, model, cfg = tf1_session(variant, threads)
     step = [0]
 
     def run(batch_x, batch_y):
         step[0] += 1
-        feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+        feed = {model.x: batch_x.reshape(-1, STEPS, INPUT), model.y: batch_y}
         sess.run(model.optimizer, feed_dict=feed)
         if step[0] % DISPLAY_STEP == 0:
             if variant == "tutorial":
@@ -130,9 +144,7 @@ def keras3_timer(data_batches):
 
 def worker(variant, steps, threads):
     """Warm up, say 'ready', then answer each 'N' on stdin with seconds per step over N steps."""
-    if variant != "keras3":
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the TF1 variants' tf_setup does the rest
     data_batches = batches(max(steps, 20))
     if variant == "keras3":
         timed = keras3_timer(data_batches)
@@ -225,7 +237,6 @@ def floor_ms():
 
 
 def data_loading_seconds():
-    sys.path.insert(0, ROOT)
     import data
 
     started = time.perf_counter()
@@ -258,23 +269,19 @@ def profile(variant, runs=5):
     from traced steps (tracing inflates every kernel; read the shares, not the totals)."""
     import collections
 
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    sys.path.insert(0, ROOT)
-    import train_lstm_mnist as script
+    from tf_setup import tf1
 
-    cfg = script.default_config(cell="fast" if variant == "fast" else "basic")
-    model = script.build_graph(cfg)
+    sess, model, _ = tf1_session(variant)
     batch_x, batch_y = batches(1)[0]
-    feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+    feed = {model.x: batch_x.reshape(-1, STEPS, INPUT), model.y: batch_y}
     micros, calls = collections.Counter(), collections.Counter()
-    with script.tf1.Session(graph=model.graph, config=script.session_config(cfg)) as sess:
-        sess.run(model.init)
+    with sess:
         for _ in range(20):
             sess.run(model.optimizer, feed)
         for _ in range(runs):
-            metadata = script.tf1.RunMetadata()
+            metadata = tf1.RunMetadata()
             sess.run(model.optimizer, feed, run_metadata=metadata,
-                     options=script.tf1.RunOptions(trace_level=script.tf1.RunOptions.FULL_TRACE))
+                     options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE))
             for node in (n for device in metadata.step_stats.dev_stats for n in device.node_stats):
                 op = node.timeline_label.split(" = ")[-1].split("(")[0] or node.node_name
                 micros[op] += (node.op_end_rel_micros - node.op_start_rel_micros) / runs

@@ -47,9 +47,40 @@ def write_idx(path, magic, array, declared_shape=None):
     return path
 
 
-def tiny_config(tmp_path, **overrides):
-    """The shipped config with a tiny budget, writing its run folders under tmp_path."""
+def run_main(capsys, *args, main=None):
+    """(exit code, stdout, stderr) of an entry point's main, train_lstm_mnist's by default."""
     import train_lstm_mnist
 
-    settings = {"training_iters": 3000, "out_dir": str(tmp_path / "runs"), "plots": False, **overrides}
-    return train_lstm_mnist.default_config(**settings)
+    code = (main or train_lstm_mnist.main)(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err, *words):
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for word in words:
+        assert word in err
+
+
+def tiny_config(tmp_path, **overrides):
+    """The shipped config with a tiny budget, writing its run folders under tmp_path."""
+    import settings
+
+    return settings.make({"training_iters": 3000, "out_dir": str(tmp_path / "runs"), "plots": False, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(loaded_mnist, tmp_path_factory):
+    """One short run with every output on, trained once for all tests that only need a
+    finished run: (cfg, results, printed lines). Tests that change its folder copy it first."""
+    import contextlib
+    import io
+
+    import train_lstm_mnist
+
+    tmp_path = tmp_path_factory.mktemp("tiny_run")
+    cfg = tiny_config(tmp_path, eval_every=10, checkpoint_every=10, plots=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = train_lstm_mnist.train(cfg, fresh_copy(loaded_mnist))
+    return cfg, results, out.getvalue().splitlines()

@@ -4,9 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_benchmark_runs_a_few_steps_and_prints_its_table(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_train.py"),

@@ -5,14 +5,17 @@ import numpy as np
 import pytest
 from conftest import fresh_copy, tiny_config
 
+import checkpoints
+import predict
+import scoring
+import settings
 import train_lstm_mnist as script
-
-tf, tf1 = script.tf, script.tf1
+from tf_setup import tf, tf1
 
 
 def outputs_and_gradients(cell, weights, batch_x, batch_y):
     """(pred, gradients of the cost w.r.t. every trainable variable) for the given weights."""
-    cfg = script.default_config(cell=cell)
+    cfg = settings.make({"cell": cell})
     model = script.build_graph(cfg)
     with model.graph.as_default():
         variables = tf1.trainable_variables()
@@ -23,7 +26,7 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y):
             weights = sess.run(variables)
         for variable, value in zip(variables, weights, strict=True):
             variable.load(value, sess)
-        feed = {model.x: script.as_sequences(batch_x, cfg), model.y: batch_y}
+        feed = {model.x: batch_x.reshape(-1, 28, 28), model.y: batch_y}
         return weights, [v.name for v in variables], sess.run([model.pred, *gradients], feed)
 
 
@@ -44,13 +47,13 @@ def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
 def test_checkpoint_of_one_cell_loads_in_the_other(loaded_mnist, tmp_path, capsys, saved_with, loaded_with):
     mnist = fresh_copy(loaded_mnist)
     metrics = script.train(tiny_config(tmp_path, training_iters=1500, cell=saved_with), mnist)
-    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
+    checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
     cfg = tiny_config(tmp_path, cell=loaded_with)
-    sess, model = script.restored_session(cfg, checkpoint)
+    sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        _, accuracy, predicted = script.evaluate(sess, model, mnist.test, cfg)
-    assert np.mean(predicted == metrics["predicted"]) > 0.999  # float32 rounding may flip a near-tie
-    assert abs(accuracy - metrics["full_test_accuracy"]) < 1e-3
+        score = scoring.evaluate(sess, model, mnist.test, cfg)
+    assert np.mean(score.predicted == metrics["predicted"]) > 0.999  # float32 rounding may flip a near-tie
+    assert abs(score.accuracy - metrics["full_test_accuracy"]) < 1e-3
 
 
 def test_fast_training_run_logs_like_the_tutorial(mnist, tmp_path, capsys):
@@ -62,7 +65,7 @@ def test_fast_training_run_logs_like_the_tutorial(mnist, tmp_path, capsys):
 
 
 def test_fast_cell_takes_any_batch_size():
-    model = script.build_graph(script.default_config(cell="fast"))
+    model = script.build_graph(settings.make({"cell": "fast"}))
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
         for n in (1, 7, 100):

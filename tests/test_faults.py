@@ -8,52 +8,27 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, ROOT, fresh_copy, tiny_config
+from conftest import MNIST_DIR, ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 
+import checkpoints
 import data
+import errors
+import predict
 import train_lstm_mnist as script
+from tf_setup import tf, tf1
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 
 
-def run_main(capsys, *args):
-    code = script.main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path):
+    """A copy of the session's tiny run folder, for a test that changes it: its path."""
+    copy = str(tmp_path / "run")
+    shutil.copytree(tiny_run[1]["run_dir"], copy)
+    return copy
 
 
-def assert_one_line_error(err, *words):
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    for word in words:
-        assert word in err
-
-
-# ------------------------------------------------------------- bad settings
-
-@pytest.mark.parametrize("override,words", [
-    ("--batch_size=0", ["batch_size = 0", ">= 1"]),
-    ("--n_steps=14", ["n_steps * n_input = 14 * 28", "784"]),
-    ("--n_input=0", ["n_input = 0", ">= 1"]),
-    ("--n_classes=9", ["n_classes = 9", "10"]),
-    ("--n_hidden=0", ["n_hidden = 0", ">= 1"]),
-    ("--learning_rate=0", ["learning_rate = 0.0", "> 0 and finite"]),
-    ("--learning_rate=inf", ["learning_rate = inf", "> 0 and finite"]),
-    ("--learning_rate=nan", ["learning_rate = nan", "> 0 and finite"]),
-    ("--display_step=0", ["display_step = 0", ">= 1"]),
-    ("--training_iters=100", ["training_iters = 100", "at least one step"]),
-    ("--test_len=0", ["test_len = 0", "between 1 and the test-set size"]),
-    ("--test_len=10001", ["test_len = 10001", "test-set size (10000)"]),
-    ("--validation_size=-1", ["validation_size = -1", "between 0 and 60000"]),
-    ("--validation_size=60001", ["validation_size = 60001", "between 0 and 60000"]),
-    ("--checkpoint_every=0", ["checkpoint_every = 0", ">= 1"]),
-])
-def test_bad_setting_is_refused_before_anything_is_written(capsys, tmp_path, override, words):
-    out_dir = tmp_path / "runs"
-    code, out, err = run_main(capsys, override, f"--out_dir={out_dir}")
-    assert code == 2 and out == ""
-    assert_one_line_error(err, *words)
-    assert not out_dir.exists()
-
+# ---------------------------------------------------------------- bad paths
 
 def test_data_dir_that_is_a_file(capsys, tmp_path):
     (tmp_path / "mnist").write_text("not a folder")
@@ -96,26 +71,35 @@ def test_labels_file_from_the_other_set(tmp_path, capsys):
 
 # --------------------------------------------------------------- interrupts
 
-def start_script(*args):
-    return subprocess.Popen([sys.executable, SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def start(*command):
+    return subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
 
 
-def interrupt_after_logged_steps(process, signum, logged=3):
+def interrupt_after(process, signum, printed):
+    """Send `signum` once `printed(lines so far)` holds; (all stdout lines, stderr)."""
     lines = []
-    for line in process.stdout:
-        lines.append(line.rstrip("\n"))
-        if sum(x.startswith("Iter ") for x in lines) == logged:
-            process.send_signal(signum)
-            break
-    out, err = process.communicate(timeout=120)
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if printed(lines):
+                process.send_signal(signum)
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
     return lines + out.splitlines(), err
 
 
+def logged_steps(count):
+    return lambda lines: sum(x.startswith("Iter ") for x in lines) == count
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
-    process = start_script("--training_iters=20000", "--display_step=2", f"--out_dir={tmp_path}", "--plots=0")
-    lines, err = interrupt_after_logged_steps(process, signum)
+    process = start(SCRIPT, "--training_iters=20000", "--display_step=2", f"--out_dir={tmp_path}", "--plots=0")
+    lines, err = interrupt_after(process, signum, logged_steps(3))
     assert process.returncode == 128 + signum
     (run_dir,) = [str(p) for p in tmp_path.iterdir()]
     saved = re.search(rf"Interrupted by {signal.Signals(signum).name} after Iter \d+ \(step (\d+)\): "
@@ -137,22 +121,51 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
         assert os.path.exists(os.path.join(run_dir, "model.ckpt-199.index"))
 
 
+@pytest.mark.slow
+def test_a_signal_while_scoring_the_test_set_is_not_lost(tmp_path):
+    process = start(SCRIPT, "--training_iters=1500", f"--out_dir={tmp_path}", "--plots=0")
+    lines, err = interrupt_after(process, signal.SIGTERM, lambda lines: lines[-1].startswith("Testing Accuracy:"))
+    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
+    assert process.returncode == 143
+    assert err == (f"Interrupted by SIGTERM while scoring the test set: training is finished and saved in {run_dir}; "
+                   f"score it with: python predict.py {run_dir}\n")
+    assert os.path.exists(os.path.join(run_dir, "model.ckpt-14.index"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_writing_plots_says_what_is_saved(tmp_path):
+    process = start(SCRIPT, "--training_iters=1500", f"--out_dir={tmp_path}")
+    lines, err = interrupt_after(process, signal.SIGINT, lambda lines: lines[-1].startswith("Training time:"))
+    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
+    assert process.returncode == 130
+    assert err == f"Interrupted by SIGINT while writing plots: the model, metrics and events are saved in {run_dir}\n"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_predict_scores(tiny_run):
+    process = start(os.path.join(ROOT, "predict.py"), tiny_run[1]["run_dir"])
+    lines, err = interrupt_after(process, signal.SIGINT, lambda lines: lines[-1].startswith("Model:"))
+    assert process.returncode == 130
+    assert err == "Interrupted by SIGINT while scoring the test set: nothing is written, nothing to lose\n"
+
+
 # ------------------------------------------------------------- divergence
 
-def test_non_finite_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(loaded_mnist, tmp_path, capsys):
-    # Train sanely to a checkpoint, then resume at a learning rate that blows up at once.
-    run_dir = script.train(tiny_config(tmp_path, training_iters=1500), fresh_copy(loaded_mnist))["run_dir"]
-    good, _ = script.find_checkpoint(run_dir)
-    assert good.endswith("model.ckpt-14")
-    cfg = tiny_config(tmp_path, learning_rate=1e38, display_step=1)
-    with pytest.raises(script.TrainingError) as err:
-        script.train(cfg, fresh_copy(loaded_mnist), resume_dir=run_dir)
-    assert str(err.value) == ("minibatch loss is nan at Iter 1500 (step 15): training diverged; "
+def test_non_finite_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(loaded_mnist, tiny_run_copy, tmp_path,
+                                                                          capsys):
+    # Resume a sane run at a learning rate that blows up at once.
+    run_dir = tiny_run_copy
+    good, _ = checkpoints.find_checkpoint(run_dir)
+    assert good.endswith("model.ckpt-29")
+    cfg = tiny_config(tmp_path, learning_rate=1e38, display_step=1, training_iters=4000)
+    with pytest.raises(errors.TrainingError) as err:
+        script.train(cfg, fresh_copy(loaded_mnist), resume=run_dir)
+    assert str(err.value) == ("minibatch loss is nan at Iter 3000 (step 30): training diverged; "
                               f"last good checkpoint: {good}; lower learning_rate (now 1e+38)")
-    assert script.find_checkpoint(run_dir)[0] == good
-    sess, model = script.restored_session(cfg, good)
+    assert checkpoints.find_checkpoint(run_dir)[0] == good
+    sess, model = predict.restored_session(cfg, good)
     with sess, model.graph.as_default():
-        weights = sess.run(script.tf1.trainable_variables())
+        weights = sess.run(tf1.trainable_variables())
     assert all(np.all(np.isfinite(w)) for w in weights)
 
 
@@ -166,25 +179,25 @@ def test_non_finite_loss_through_main_is_one_line_and_non_zero(tmp_path, capsys)
 # ------------------------------------------------------------ checkpoint faults
 
 def test_full_disk_while_saving_is_reported_and_the_previous_checkpoint_stays(mnist, tmp_path, monkeypatch):
-    real_save = script.tf1.train.Saver.save
+    real_save = tf1.train.Saver.save
     calls = []
 
     def save_then_fill_the_disk(self, sess, path, **kwargs):
         calls.append(path)
         if len(calls) > 1:
-            raise script.tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
         return real_save(self, sess, path, **kwargs)
 
-    monkeypatch.setattr(script.tf1.train.Saver, "save", save_then_fill_the_disk)
+    monkeypatch.setattr(tf1.train.Saver, "save", save_then_fill_the_disk)
     cfg = tiny_config(tmp_path, checkpoint_every=10)
-    with pytest.raises(script.TrainingError) as err:
+    with pytest.raises(errors.TrainingError) as err:
         script.train(cfg, mnist)
     (run_dir,) = [str(p) for p in (tmp_path / "runs").iterdir()]
     first = os.path.join(run_dir, "model.ckpt-10")
     assert str(err.value) == (f"could not write the checkpoint of step 20 in {run_dir}: No space left on device; "
                               f"the previous checkpoint ({first}) is intact")
     monkeypatch.undo()
-    sess, model = script.restored_session(cfg, script.find_checkpoint(run_dir)[0])
+    sess, model = predict.restored_session(cfg, checkpoints.find_checkpoint(run_dir)[0])
     with sess:
         assert sess.run(model.global_step) == 10
 
@@ -195,30 +208,30 @@ def test_resume_from_a_folder_without_checkpoint(tmp_path, capsys):
     assert_one_line_error(err, str(tmp_path), "no usable checkpoint")
 
 
-def test_resume_from_a_corrupt_checkpoint(mnist, tmp_path, capsys):
-    run_dir = script.train(tiny_config(tmp_path, training_iters=1500), mnist)["run_dir"]
-    capsys.readouterr()
-    checkpoint, _ = script.find_checkpoint(run_dir)
+def test_resume_from_a_corrupt_checkpoint(tiny_run_copy, capsys):
+    run_dir = tiny_run_copy
+    checkpoint, _ = checkpoints.find_checkpoint(run_dir)
     with open(checkpoint + ".data-00000-of-00001", "r+b") as f:
         f.truncate(1000)
     saved_config = open(os.path.join(run_dir, "config.json")).read()
-    code, _, err = run_main(capsys, f"--resume={run_dir}", "--training_iters=3000")
+    code, _, err = run_main(capsys, f"--resume={run_dir}", "--training_iters=4000")
     assert code == 2
     assert_one_line_error(err, checkpoint, "cannot restore this checkpoint")
     assert open(os.path.join(run_dir, "config.json")).read() == saved_config
 
 
-def test_eval_only_of_a_missing_path(tmp_path, capsys):
-    code, _, err = run_main(capsys, f"--eval_only={tmp_path / 'nothing'}")
-    assert code == 2
-    assert_one_line_error(err, "neither a run folder nor a checkpoint")
+@pytest.mark.parametrize("path", ["nothing", ""], ids=["missing", "empty"])
+def test_predict_or_resume_of_a_missing_path(tmp_path, capsys, path):
+    for main, args in ((predict.main, [str(tmp_path / path) if path else ""]),
+                       (script.main, [f"--resume={tmp_path / path if path else ''}"])):
+        code, out, err = run_main(capsys, *args, main=main)
+        assert code == 2 and out == ""
+        assert_one_line_error(err, "neither a run folder nor a checkpoint" if path else "an empty path")
 
 
-def test_predict_of_a_file_that_is_not_an_image(mnist, tmp_path, capsys):
-    run_dir = script.train(tiny_config(tmp_path, training_iters=1500), mnist)["run_dir"]
-    capsys.readouterr()
+def test_predict_of_a_file_that_is_not_an_image(tiny_run, tmp_path, capsys):
     (tmp_path / "digit.png").write_text("not a picture")
-    code, _, err = run_main(capsys, f"--predict={tmp_path / 'digit.png'}", f"--checkpoint={run_dir}")
+    code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "digit.png"), main=predict.main)
     assert code == 2
     assert_one_line_error(err, "digit.png: cannot read this image")
 

@@ -1,32 +1,23 @@
 """What a run leaves behind: config, metrics, TensorBoard events, checkpoints, plots;
 and what can be done with it: restore, resume, eval-only, predict."""
-import contextlib
 import csv
 import glob
-import io
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
 from conftest import fresh_copy, tiny_config
 from PIL import Image
 
+import checkpoints
+import predict
+import run_folder
+import scoring
 import train_lstm_mnist as script
-
-tf1 = script.tf1
-
-
-@pytest.fixture(scope="module")
-def tiny_run(loaded_mnist, tmp_path_factory):
-    """One short run with every output on: (cfg, metrics, printed lines)."""
-    tmp_path = tmp_path_factory.mktemp("tiny_run")
-    cfg = tiny_config(tmp_path, eval_every=10, checkpoint_every=10, plots=True)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        metrics = script.train(cfg, fresh_copy(loaded_mnist))
-    return cfg, metrics, out.getvalue().splitlines()
+from tf_setup import tf, tf1
 
 
 def test_run_folder_is_named_by_time_and_printed_last(tiny_run):
@@ -36,7 +27,7 @@ def test_run_folder_is_named_by_time_and_printed_last(tiny_run):
 
 
 def test_second_run_in_the_same_second_gets_its_own_folder(tmp_path):
-    first, second = script.create_run_dir(str(tmp_path)), script.create_run_dir(str(tmp_path))
+    first, second = run_folder.create_run_dir(str(tmp_path)), run_folder.create_run_dir(str(tmp_path))
     assert first != second and os.path.isdir(first) and os.path.isdir(second)
 
 
@@ -44,9 +35,9 @@ def test_config_json_round_trips(tiny_run):
     cfg, metrics, _ = tiny_run
     with open(os.path.join(metrics["run_dir"], "config.json")) as f:
         record = json.load(f)
-    assert record["config"] == vars(cfg)
-    assert record["versions"]["tensorflow"] == script.tf.__version__
-    assert script.read_run_config(metrics["run_dir"]) == vars(cfg)
+    assert record["config"] == {**vars(cfg), "data_dir": os.path.join("data", "mnist")}
+    assert record["versions"]["tensorflow"] == tf.__version__
+    assert run_folder.saved_settings(metrics["run_dir"]) == vars(cfg)
 
 
 def test_metrics_csv_rows_match_the_log(tiny_run):
@@ -54,8 +45,8 @@ def test_metrics_csv_rows_match_the_log(tiny_run):
     with open(os.path.join(metrics["run_dir"], "metrics.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     iter_lines = [line for line in lines if line.startswith("Iter ")]
-    assert [script.iter_line(int(r["step"]), cfg, float(r["minibatch_loss"]), float(r["minibatch_accuracy"]))
-            for r in rows] == iter_lines
+    assert [f"Iter {r['examples']}, Minibatch Loss= {r['minibatch_loss']}, Training Accuracy= "
+            f"{r['minibatch_accuracy']}" for r in rows] == iter_lines
     validation = [line for line in lines if line.startswith("Validation Accuracy= ")]
     assert [f"Validation Accuracy= {r['validation_accuracy']} (5000 images) at Iter {r['examples']}"
             for r in rows] == validation
@@ -92,27 +83,37 @@ def test_checkpoints_are_kept_as_configured(tiny_run):
 
 def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
     cfg, metrics, _ = tiny_run
-    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
-    sess, model = script.restored_session(cfg, checkpoint)
+    checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
+    sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        _, accuracy, predicted = script.evaluate(sess, model, mnist.test, cfg)
-    assert np.array_equal(predicted, metrics["predicted"])
-    assert accuracy == metrics["full_test_accuracy"]
+        score = scoring.evaluate(sess, model, mnist.test, cfg)
+    assert np.array_equal(score.predicted, metrics["predicted"])
+    assert score.accuracy == metrics["full_test_accuracy"]
 
 
-def test_eval_only_prints_the_test_accuracy_of_the_run(tiny_run, capsys):
+def test_predict_scores_the_run_as_training_did(tiny_run, capsys):
     _, metrics, lines = tiny_run
-    assert script.main([f"--eval_only={metrics['run_dir']}"]) == 0
+    assert predict.main([metrics["run_dir"]]) == 0
     out = capsys.readouterr().out.splitlines()
     testing = [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:"))]
-    assert out[1:] == testing and out[0].startswith("Model: ")
+    assert out[1:] == testing and out[0] == f"Model: {os.path.join(metrics['run_dir'], 'model.ckpt-29')}"
+
+
+def test_a_moved_run_folder_still_resumes_and_scores(tiny_run, tmp_path, capsys):
+    _, metrics, lines = tiny_run
+    moved = str(tmp_path / "moved")
+    shutil.copytree(metrics["run_dir"], moved)
+    assert predict.main([moved]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Model: {os.path.join(moved, 'model.ckpt-29')}"
+    assert out[1:] == [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:"))]
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys):
     first = script.train(tiny_config(tmp_path, training_iters=2000, eval_every=10), fresh_copy(loaded_mnist))
     capsys.readouterr()
     resumed = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist),
-                           resume_dir=first["run_dir"])
+                           resume=first["run_dir"])
     resumed_lines = capsys.readouterr().out.splitlines()
     straight = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist))
     straight_lines = capsys.readouterr().out.splitlines()
@@ -128,11 +129,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_pa
         assert [row["step"] for row in csv.DictReader(f)] == ["10", "20", "30"]
 
 
-def test_resume_from_the_command_line_takes_the_saved_settings(mnist, tmp_path, capsys):
-    run_dir = script.train(tiny_config(tmp_path, training_iters=1500, display_step=5), mnist)["run_dir"]
-    cfg, actions = script.parse_args([f"--resume={run_dir}", "--training_iters=2500"])
-    assert actions.resume == run_dir
-    assert cfg.display_step == 5 and cfg.training_iters == 2500 and cfg.out_dir == str(tmp_path / "runs")
+def test_resume_takes_the_saved_settings_with_overrides(tiny_run):
+    cfg, metrics, _ = tiny_run
+    resumed, checkpoint = run_folder.open_saved_run(metrics["run_dir"], {"training_iters": 4000})
+    assert checkpoint == os.path.join(metrics["run_dir"], "model.ckpt-29")
+    assert resumed.eval_every == 10 and resumed.training_iters == 4000 and resumed.out_dir == cfg.out_dir
 
 
 def write_digit_png(path, image, size=84):
@@ -143,16 +144,16 @@ def write_digit_png(path, image, size=84):
 
 def test_predict_reads_a_users_png(tiny_run, mnist, tmp_path, capsys):
     cfg, metrics, _ = tiny_run
-    checkpoint, _ = script.find_checkpoint(metrics["run_dir"])
-    sess, model = script.restored_session(cfg, checkpoint)
+    checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
+    sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        probabilities = sess.run(model.probabilities, {model.x: script.as_sequences(mnist.test.images[:200], cfg)})
+        probabilities = sess.run(model.probabilities, {model.x: mnist.test.images[:200].reshape(-1, 28, 28)})
     true = np.argmax(mnist.test.labels[:200], axis=1)
     confidence = np.where(np.argmax(probabilities, axis=1) == true, probabilities.max(axis=1), 0)
     index = int(np.argmax(confidence))  # the digit this tiny model is surest of, and right about
     write_digit_png(tmp_path / "digit.png", mnist.test.images[index])
 
-    assert script.main([f"--predict={tmp_path / 'digit.png'}", f"--checkpoint={metrics['run_dir']}"]) == 0
+    assert predict.main([metrics["run_dir"], str(tmp_path / "digit.png")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"Predicted digit: {true[index]}"
     shown = [float(p.split("=")[1]) for p in out[1].removeprefix("Probabilities: ").split()]
@@ -163,5 +164,5 @@ def test_load_digit_inverts_dark_on_light_only(tmp_path, mnist):
     image = mnist.test.images[0]
     write_digit_png(tmp_path / "paper.png", image, size=28)
     Image.fromarray((image.reshape(28, 28) * 255).astype(np.uint8)).save(tmp_path / "mnist.png")
-    paper, screen = script.load_digit(str(tmp_path / "paper.png")), script.load_digit(str(tmp_path / "mnist.png"))
+    paper, screen = scoring.load_digit(str(tmp_path / "paper.png")), scoring.load_digit(str(tmp_path / "mnist.png"))
     assert np.abs(paper - image).max() < 0.02 and np.abs(screen - image).max() < 0.02

@@ -1,0 +1,86 @@
+"""The script's own errors, stop signals, and how an entry point reports them.
+
+What a user can cause ends as one line on stderr and an exit code: 2 for bad
+input (ConfigError, data.DataError), 1 when training cannot go on
+(TrainingError), 128 + the signal for SIGINT/SIGTERM (Interrupted). Anything
+else is a bug and keeps its traceback.
+"""
+import contextlib
+import signal
+import sys
+
+import data
+
+
+class ConfigError(Exception):
+    """A setting, command-line argument or input path is not usable (exit code 2)."""
+
+
+class TrainingError(Exception):
+    """Training cannot go on: a diverged loss, a checkpoint that cannot be written (exit code 1)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived (exit code 128 + signal); the message says what is safe."""
+
+    def __init__(self, signum, what):
+        super().__init__(f"Interrupted by {signal.Signals(signum).name} {what}")
+        self.exit_code = 128 + signum
+
+
+class StopRequests:
+    """What SIGINT and SIGTERM do, phase by phase.
+
+    While training steps run (`during_steps`), the first signal is only noted
+    (`requested`) and the loop honours it after the current step, once a
+    checkpoint is saved. At any other time, and at a second signal, the run
+    stops at once with Interrupted, whose message is the phase's `what`: what
+    was going on and what is safe.
+    """
+
+    def __init__(self):
+        self.what = "while starting: nothing was saved"
+        self.during_steps = False
+        self.requested = None
+
+    def now(self, what):
+        """From here on a signal stops at once, saying `what`."""
+        self.what, self.during_steps = what, False
+
+    def handle(self, signum, frame):
+        if self.during_steps and self.requested is None:
+            self.requested = signum
+            return
+        raise Interrupted(signum, self.what)
+
+
+STOPS = StopRequests()  # signals are process-wide, and so is what they do
+
+
+@contextlib.contextmanager
+def signals_handled():
+    """SIGINT and SIGTERM go to STOPS while the block runs."""
+    previous = {sig: signal.signal(sig, STOPS.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield STOPS
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_entry_point(action):
+    """Run `action()`, reporting the script's own errors as one line; returns the exit code."""
+    sys.stdout.reconfigure(line_buffering=True)  # show progress live through pipes too
+    try:
+        with signals_handled():
+            action()
+    except (ConfigError, data.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return e.exit_code
+    return 0

@@ -1,0 +1,73 @@
+"""Use a saved model: score it on the test set, or classify the digit in an image.
+
+    python predict.py runs/RUN                  # the tutorial's test line and the whole test set
+    python predict.py runs/RUN my_digit.png     # the digit in an image, with the ten probabilities
+    python predict.py runs/RUN/model.ckpt-500 --test_len=1000
+
+RUN is a run folder (its latest checkpoint is used) or one checkpoint; the
+model is rebuilt with that run's saved settings (config.json), which
+`--name=value` overrides as in train_lstm_mnist.py.
+"""
+import numpy as np
+
+import checkpoints
+import errors
+import run_folder
+import scoring
+import settings
+import train_lstm_mnist as script
+from tf_setup import tf1
+
+
+def restored_session(cfg, checkpoint):
+    """(session, model) with the checkpoint's weights; close the session when done."""
+    model = script.build_graph(cfg)
+    sess = tf1.Session(graph=model.graph, config=script.session_config(cfg))
+    checkpoints.restore(sess, model, checkpoint)
+    return sess, model
+
+
+def score(cfg, checkpoint):
+    """The tutorial's test line on test_len images, then the whole test set; returns the full Score."""
+    mnist = script.load_mnist(cfg)
+    settings.check_with_data(cfg, mnist)
+    print(f"Model: {checkpoint}")
+    errors.STOPS.now("while scoring the test set: nothing is written, nothing to lose")
+    sess, model = restored_session(cfg, checkpoint)
+    with sess:
+        script.score_test_images(sess, model, mnist, cfg)
+        return scoring.score_full_test_set(sess, model, mnist, cfg)
+
+
+def predict(cfg, checkpoint, image_path):
+    """Print and return the predicted digit and the ten probabilities."""
+    pixels = scoring.load_digit(image_path)
+    errors.STOPS.now("while predicting: nothing is written, nothing to lose")
+    sess, model = restored_session(cfg, checkpoint)
+    with sess:
+        probabilities = scoring.classify(sess, model, pixels, cfg)
+    digit = int(np.argmax(probabilities))
+    print(f"Predicted digit: {digit}")
+    print("Probabilities: " + " ".join(f"{d}={p:.4f}" for d, p in enumerate(probabilities)))
+    return digit, probabilities
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="RUN_DIR|CKPT", help="a run folder (its latest checkpoint) or a checkpoint")
+    parser.add_argument("image", nargs="?", help="an image file of a digit, any size and colours "
+                                                 "(without it: score the test set)")
+
+
+def main(argv=None):
+    def use_saved_model():
+        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
+        cfg, checkpoint = run_folder.open_saved_run(arguments.model, overrides)
+        if arguments.image is None:
+            score(cfg, checkpoint)
+        else:
+            predict(cfg, checkpoint, arguments.image)
+    return errors.run_entry_point(use_saved_model)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""The run folder, and the bookkeeping this project adds around the tutorial's loop.
+
+    runs/<YYYYmmdd-HHMMSS>/
+        config.json            the settings (paths inside the project relative to it) and versions
+        metrics.csv            one row per logged step
+        events.out.tfevents.*  TensorBoard: the graph and the same scalars
+        model.ckpt-N.*         checkpoints (checkpoints.py), with the 'checkpoint' index
+        *.png                  plots (plots.py)
+"""
+import csv
+import io
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+import checkpoints
+import scoring
+import settings
+from errors import STOPS, ConfigError, Interrupted, TrainingError
+from tf_setup import tf, tf1
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
+PATH_SETTINGS = ("data_dir", "out_dir")
+
+
+def write_atomically(path, text):
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def create_run_dir(out_dir):
+    """A new runs/<YYYYmmdd-HHMMSS> folder; a second run in the same second gets -2, -3, ..."""
+    name = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        path = os.path.join(out_dir, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"out_dir = {out_dir}: cannot create a run folder there ({e.strerror}); "
+                              f"choose a writable out_dir") from e
+    raise ConfigError(f"out_dir = {out_dir}: too many runs named {name}")
+
+
+# ---------------------------------------------------------------- config.json
+
+def portable_path(path):
+    """A path inside the project relative to it, so that a moved checkout or a run folder
+    copied to another machine finds its own data; any other path absolute."""
+    path = os.path.abspath(path)
+    inside = os.path.relpath(path, ROOT)
+    return path if inside == ".." or inside.startswith(".." + os.sep) else inside
+
+
+def save_settings(run_dir, cfg):
+    values = {name: portable_path(value) if name in PATH_SETTINGS else value for name, value in vars(cfg).items()}
+    record = {"config": values, "versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
+                                             "python": sys.version.split()[0]}}
+    write_atomically(os.path.join(run_dir, "config.json"), json.dumps(record, indent=2) + "\n")
+
+
+def saved_settings(run_dir):
+    """The settings a run was made with, as {name: value}: config.py's names and types,
+    the run's values (config.py's where the run predates a setting)."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)["config"]
+        saved.items()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"{path}: cannot read the run's settings ({e}); is {run_dir} a run folder?") from e
+    values = settings.config_values()
+    for name, default in values.items():
+        value = saved.get(name, default)
+        if type(default) is float and type(value) is int:
+            value = float(value)
+        if type(value) is not type(default):
+            raise ConfigError(f"{path}: {name} is {value!r}, expected {type(default).__name__} like {default!r}; "
+                              f"correct or remove it")
+        values[name] = os.path.join(ROOT, value) if name in PATH_SETTINGS else value
+    return values
+
+
+def open_saved_run(path, overrides):
+    """(settings, checkpoint) of a saved run folder (its latest checkpoint) or checkpoint:
+    the settings of its config.json with `overrides` applied."""
+    checkpoint, run_dir = checkpoints.find_checkpoint(path)
+    return settings.make(overrides, saved=saved_settings(run_dir)), checkpoint
+
+
+# ------------------------------------------------------- metrics and events
+
+class RunLog:
+    """metrics.csv and TensorBoard events of a run folder, appended as training goes.
+
+    Opening at `step` after a resume drops what was logged beyond that step by a
+    run that stopped without a checkpoint there, so the logs match the model.
+    """
+
+    def __init__(self, run_dir, graph, step, cfg):
+        self.path = os.path.join(run_dir, "metrics.csv")
+        self.batch_size = cfg.batch_size
+        kept = io.StringIO()
+        metrics_writer(kept).writeheader()
+        metrics_writer(kept).writerows(row for row in read_metrics(self.path) if int(row["step"]) <= step)
+        write_atomically(self.path, kept.getvalue())
+        self.file = open(self.path, "a", newline="", encoding="utf-8")
+        self.csv = metrics_writer(self.file)
+        self.events = tf1.summary.FileWriter(run_dir, graph=graph if step == 0 else None)
+        if step:
+            # Tells TensorBoard to discard events logged beyond this step before.
+            self.events.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START),
+                                        global_step=step * cfg.batch_size)
+
+    def write(self, step, loss=None, accuracy=None, validation_accuracy=None):
+        examples = step * self.batch_size
+        self.csv.writerow({"step": step, "examples": examples,
+                           "minibatch_loss": "" if loss is None else f"{loss:.6f}",
+                           "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
+                           "validation_accuracy": "" if validation_accuracy is None else f"{validation_accuracy:.5f}"})
+        self.file.flush()
+        scalars = {"minibatch/loss": loss, "minibatch/accuracy": accuracy, "validation/accuracy": validation_accuracy}
+        values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
+        self.events.add_summary(tf1.Summary(value=values), global_step=examples)
+        self.events.flush()
+
+    def close(self):
+        self.file.close()
+        self.events.close()
+
+
+def metrics_writer(file):
+    return csv.DictWriter(file, METRIC_FIELDS, lineterminator="\n")
+
+
+def read_metrics(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------ a training run
+
+class TrainingRun:
+    """What this project adds around the tutorial's loop: the run folder, validation,
+    metrics and events, checkpoints, stop requests, the final extra lines and plots.
+
+    The loop reaches it through four calls: `start` once the variables are
+    initialized, `after_step` after every step, `end_training` after the last
+    step and `finish` after the tutorial's test line. Used as a context manager,
+    it closes its log files however the block ends.
+    """
+
+    def __init__(self, cfg, model, mnist, resume=None):
+        self.cfg, self.model, self.mnist = cfg, model, mnist
+        if resume:
+            self.checkpoint, self.run_dir = checkpoints.find_checkpoint(resume)
+        else:
+            self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir)
+        self.last_step = (cfg.training_iters - 1) // cfg.batch_size  # the last step the tutorial's loop runs
+        self.log = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.log:
+            self.log.close()
+
+    def iter_name(self, step):
+        return f"Iter {step * self.cfg.batch_size} (step {step})"
+
+    def start(self, sess):
+        """Restore a resumed run's checkpoint, record the settings, open the logs; returns the steps done."""
+        done = 0
+        if self.checkpoint:
+            done = checkpoints.restore(sess, self.model, self.checkpoint, self.mnist.train)
+            print(f"Resuming {self.run_dir} after {self.iter_name(done)}")
+        save_settings(self.run_dir, self.cfg)
+        self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
+        self.done, self.started = done, time.perf_counter()
+        STOPS.during_steps, STOPS.requested = True, None
+        return done
+
+    def after_step(self, sess, step, feed, acc=None, loss=None):
+        """Validation, metrics, checkpoints and stop requests after a step; `acc` and `loss`
+        are the minibatch's, where the loop computed them."""
+        cfg = self.cfg
+        stopping = STOPS.requested  # a signal arriving later waits for the next step
+        save = step % cfg.checkpoint_every == 0 or step == self.last_step or stopping
+        if save and loss is None:  # a checkpoint is written only after a finite loss
+            acc, loss = sess.run([self.model.accuracy, self.model.cost], feed_dict=feed)
+        if loss is not None:
+            self.check_finite(loss, step)
+        validation_accuracy = self.validate(sess, step)
+        displayed = step % cfg.display_step == 0
+        if displayed or validation_accuracy is not None:
+            self.log.write(step, loss if displayed else None, acc if displayed else None, validation_accuracy)
+        if save:
+            saved = checkpoints.save(sess, self.model, self.run_dir, step, self.mnist.train)
+        if stopping:
+            raise Interrupted(stopping, f"after {self.iter_name(step)}: checkpoint saved to {saved}\n"
+                                        f"Resume with: python {shlex.quote(sys.argv[0])} "
+                                        f"--resume={shlex.quote(self.run_dir)}")
+
+    def check_finite(self, loss, step):
+        """A non-finite loss stops the run before it can reach a checkpoint."""
+        if not np.isfinite(loss):
+            last = tf1.train.latest_checkpoint(self.run_dir) or "none was saved yet"
+            raise TrainingError(f"minibatch loss is {loss} at {self.iter_name(step)}: training diverged; "
+                                f"last good checkpoint: {last}; lower learning_rate (now {self.cfg.learning_rate})")
+
+    def validate(self, sess, step):
+        """Accuracy on the validation set every eval_every steps (None otherwise), printed."""
+        validation = self.mnist.validation
+        if not (self.cfg.eval_every and step % self.cfg.eval_every == 0 and validation.num_examples):
+            return None
+        accuracy = scoring.evaluate(sess, self.model, validation, self.cfg).accuracy
+        print(f"Validation Accuracy= {accuracy:.5f} ({validation.num_examples} images) "
+              f"at Iter {step * self.cfg.batch_size}")
+        return accuracy
+
+    def end_training(self, step):
+        """Training is over (the last step saved a checkpoint); `step` is the loop's counter."""
+        self.train_seconds = time.perf_counter() - self.started
+        self.steps = step - 1
+        self.log.close()
+        self.log = None
+        STOPS.now(f"while scoring the test set: training is finished and saved in {self.run_dir}; "
+                  f"score it with: python predict.py {shlex.quote(self.run_dir)}")
+
+    def finish(self, sess, test_accuracy):
+        """The lines beyond the tutorial's: the whole test set, the training time, plots,
+        the run folder. Returns the run's numbers."""
+        cfg = self.cfg
+        full = scoring.score_full_test_set(sess, self.model, self.mnist, cfg)
+        trained = self.steps - self.done
+        print(f"Training time: {self.train_seconds:.1f} s for {trained} steps, "
+              f"{trained * cfg.batch_size / max(self.train_seconds, 1e-9):.0f} examples/s "
+              f"(with validation and checkpoints)")
+        if cfg.plots:
+            STOPS.now(f"while writing plots: the model, metrics and events are saved in {self.run_dir}")
+            import plots  # here: only runs that plot pay for matplotlib
+
+            plots.write_run_plots(self.run_dir, read_metrics(os.path.join(self.run_dir, "metrics.csv")),
+                                  self.mnist.test, full.predicted)
+        print(f"Run folder: {self.run_dir}")
+        return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
+                "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
+                "train_seconds": self.train_seconds, "run_dir": self.run_dir}

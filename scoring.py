@@ -1,0 +1,59 @@
+"""Scoring a model on a whole data set, and preparing a user's image for it."""
+import collections
+
+import numpy as np
+
+from errors import ConfigError
+
+EVAL_BATCH = 1000  # images per session run when scoring a whole set
+
+Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted"])
+
+
+def evaluate(sess, model, dataset, cfg):
+    """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per run."""
+    total_loss = 0.0
+    predicted = []
+    for start in range(0, dataset.num_examples, EVAL_BATCH):
+        images = dataset.images[start:start + EVAL_BATCH]
+        feed = {model.x: images.reshape((-1, cfg.n_steps, cfg.n_input)),
+                model.y: dataset.labels[start:start + EVAL_BATCH]}
+        loss, classes = sess.run([model.cost, model.predicted], feed)
+        total_loss += loss * len(images)
+        predicted.append(classes)
+    predicted = np.concatenate(predicted)
+    accuracy = float(np.mean(predicted == np.argmax(dataset.labels, axis=1)))
+    return Score(total_loss / dataset.num_examples, accuracy, predicted)
+
+
+def score_full_test_set(sess, model, mnist, cfg):
+    """Loss and accuracy on every test image, printed on a line of its own."""
+    score = evaluate(sess, model, mnist.test, cfg)
+    print(f"Full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
+          f"({mnist.test.num_examples} images)")
+    return score
+
+
+def load_digit(path):
+    """An image file as one MNIST-like row: 28x28 grayscale in [0, 1], light digit on dark.
+
+    Any size and colour mode is accepted; a dark-on-light image (paper, a
+    drawing program) is inverted, judged by the brightness of its border.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            gray = image.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError) as e:
+        raise ConfigError(f"{path}: cannot read this image ({e})") from e
+    pixels = np.asarray(gray, dtype=np.float32) / 255.0
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 0.5:
+        pixels = 1.0 - pixels
+    return pixels.reshape(1, 784)
+
+
+def classify(sess, model, pixels, cfg):
+    """The ten class probabilities of one image row (1, 784)."""
+    return sess.run(model.probabilities, {model.x: pixels.reshape((-1, cfg.n_steps, cfg.n_input))})[0]

@@ -1,0 +1,116 @@
+"""A run's settings: config.py's values (or a saved run's), the command line's overrides, checked.
+
+config.py is the one source of names, defaults and types: `--name=value` is
+parsed as the type of the default and checked against the rules below before
+any work starts. Every problem is a ConfigError naming the setting.
+"""
+import argparse
+import math
+import re
+
+import config
+from errors import ConfigError
+
+
+def config_values():
+    """config.py's settings, in file order: {name: value}."""
+    return {name: value for name, value in vars(config).items()
+            if not name.startswith("_") and isinstance(value, (bool, int, float, str))}
+
+
+def config_comments():
+    """{name: comment} from the `name = value  # comment` lines of config.py."""
+    with open(config.__file__, encoding="utf-8") as f:
+        return dict(re.findall(r"^(\w+)\s*=.*?#\s*(.*)$", f.read(), flags=re.M))
+
+
+def parse_value(name, text, default):
+    """`text` as the type of `default`; ConfigError naming the setting otherwise."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
+        return kind(text)
+    except (KeyError, ValueError):
+        raise ConfigError(f"--{name}={text}: expected {kind.__name__} like the default {default!r}") from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def parse_command_line(argv, description, add_arguments):
+    """(overrides, arguments): the settings the command line gives, as {name: value} of
+    config.py's types, and the entry point's own arguments (added by `add_arguments`)."""
+    defaults = config_values()
+    parser = ArgumentParser(description=description, allow_abbrev=False,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="Every setting of config.py can be overridden as --name=value. "
+                                   "Where a saved run is named, its config.json gives the defaults.")
+    add_arguments(parser)
+    comments = config_comments()
+    group = parser.add_argument_group("settings (config.py)")
+    for name, default in defaults.items():
+        group.add_argument(f"--{name}", default=argparse.SUPPRESS, metavar=type(default).__name__.upper(),
+                           type=lambda text, name=name, default=default: parse_value(name, text, default),
+                           help=f"{comments.get(name, '')} (default: {default})")
+    arguments, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}; valid names: {', '.join(defaults)}")
+    overrides = {name: vars(arguments).pop(name) for name in defaults if name in vars(arguments)}
+    return overrides, arguments
+
+
+def make(overrides=None, saved=None):
+    """The settings of a run, checked: config.py's values, or `saved` (a saved run's),
+    with `overrides` applied."""
+    values = dict(saved if saved is not None else config_values())
+    for name, value in (overrides or {}).items():
+        if name not in values:
+            raise ConfigError(f"unknown setting {name}")
+        values[name] = value
+    cfg = argparse.Namespace(**values)
+    check(cfg)
+    return cfg
+
+
+# (setting, test, what is allowed): checked before anything runs.
+RULES = [
+    ("batch_size", lambda c: c.batch_size >= 1, ">= 1"),
+    ("n_steps", lambda c: c.n_steps >= 1, ">= 1"),
+    ("n_input", lambda c: c.n_input >= 1, ">= 1"),
+    ("n_steps * n_input", lambda c: c.n_steps * c.n_input == 784, "784, the pixels of one 28x28 image"),
+    ("n_classes", lambda c: c.n_classes == 10, "10, the MNIST digits"),
+    ("n_hidden", lambda c: c.n_hidden >= 1, ">= 1"),
+    ("learning_rate", lambda c: c.learning_rate > 0 and math.isfinite(c.learning_rate), "> 0 and finite"),
+    ("display_step", lambda c: c.display_step >= 1, ">= 1"),
+    ("training_iters", lambda c: c.training_iters > c.batch_size,
+     "> batch_size, so that at least one step runs (step * batch_size < training_iters)"),
+    ("test_len", lambda c: c.test_len >= 1, "between 1 and the test-set size"),
+    ("validation_size", lambda c: c.validation_size >= 0, "between 0 and the training-file size"),
+    ("eval_every", lambda c: c.eval_every >= 0, ">= 0 (0: never)"),
+    ("checkpoint_every", lambda c: c.checkpoint_every >= 1, ">= 1"),
+    ("keep_checkpoints", lambda c: c.keep_checkpoints >= 1, ">= 1"),
+    ("cell", lambda c: c.cell in ("basic", "fast"), '"basic" or "fast"'),
+    ("intra_op_threads", lambda c: c.intra_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
+    ("inter_op_threads", lambda c: c.inter_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
+]
+
+
+def refuse(name, value, allowed):
+    return ConfigError(f"{name} = {value} is not allowed: must be {allowed}")
+
+
+def check(cfg):
+    for name, ok, allowed in RULES:
+        if not ok(cfg):
+            raise refuse(name, " * ".join(str(getattr(cfg, n)) for n in name.split(" * ")), allowed)
+
+
+def check_with_data(cfg, mnist):
+    """The rules that depend on the data: run once it is loaded."""
+    if cfg.test_len > mnist.test.num_examples:
+        raise refuse("test_len", cfg.test_len, f"between 1 and the test-set size ({mnist.test.num_examples})")

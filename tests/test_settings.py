@@ -1,0 +1,124 @@
+"""Settings: config.py, the command line and the rules. Nothing here trains."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, assert_one_line_error, run_main
+
+import config
+import errors
+import run_folder
+import settings
+import train_lstm_mnist as script
+
+
+def test_config_values_are_the_tutorials():
+    values = settings.config_values()
+    assert {name: values[name] for name in ("n_input", "n_steps", "n_hidden", "n_classes", "learning_rate",
+                                            "training_iters", "batch_size", "display_step")} == {
+        "n_input": 28, "n_steps": 28, "n_hidden": 128, "n_classes": 10, "learning_rate": 0.001,
+        "training_iters": 100000, "batch_size": 100, "display_step": 10}
+    assert list(values)[:4] == ["n_input", "n_steps", "n_hidden", "n_classes"]  # config.py's order
+
+
+def test_command_line_overrides_are_typed_like_the_defaults():
+    overrides, arguments = settings.parse_command_line(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7",
+                                                        "--plots=no"], "", script.add_resume_argument)
+    assert overrides == {"learning_rate": 1e-3, "batch_size": 64, "seed": 7, "plots": False}
+    assert isinstance(overrides["batch_size"], int) and arguments.resume is None
+    cfg = settings.make(overrides)
+    assert cfg.batch_size == 64 and cfg.n_hidden == 128
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--batch_size=abc"], "--batch_size=abc: expected int"),
+    (["--learning_rate", "fast"], "--learning_rate=fast: expected float"),
+    (["--no_such_thing=1"], "unknown setting --no_such_thing=1; valid names: n_input, n_steps"),
+    (["--resume"], "argument --resume: expected one argument"),
+])
+def test_bad_command_line_is_a_config_error(args, expected):
+    with pytest.raises(errors.ConfigError, match=re.escape(expected)):
+        settings.parse_command_line(args, "", script.add_resume_argument)
+
+
+def test_bad_command_line_through_main(capsys):
+    code, out, err = run_main(capsys, "--batch_size=abc")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "--batch_size=abc")
+
+
+@pytest.mark.parametrize("override,words", [
+    ("--batch_size=0", ["batch_size = 0", ">= 1"]),
+    ("--n_steps=14", ["n_steps * n_input = 14 * 28", "784"]),
+    ("--n_input=0", ["n_input = 0", ">= 1"]),
+    ("--n_classes=9", ["n_classes = 9", "10"]),
+    ("--n_hidden=0", ["n_hidden = 0", ">= 1"]),
+    ("--learning_rate=0", ["learning_rate = 0.0", "> 0 and finite"]),
+    ("--learning_rate=inf", ["learning_rate = inf", "> 0 and finite"]),
+    ("--learning_rate=nan", ["learning_rate = nan", "> 0 and finite"]),
+    ("--display_step=0", ["display_step = 0", ">= 1"]),
+    ("--training_iters=100", ["training_iters = 100", "at least one step"]),
+    ("--test_len=0", ["test_len = 0", "between 1 and the test-set size"]),
+    ("--test_len=10001", ["test_len = 10001", "test-set size (10000)"]),
+    ("--validation_size=-1", ["validation_size = -1", "between 0 and"]),
+    ("--validation_size=60001", ["validation_size = 60001", "between 0 and 60000"]),
+    ("--checkpoint_every=0", ["checkpoint_every = 0", ">= 1"]),
+    ("--cell=slow", ["cell = slow", '"basic" or "fast"']),
+])
+def test_bad_setting_is_refused_before_anything_is_written(capsys, tmp_path, override, words):
+    out_dir = tmp_path / "runs"
+    code, out, err = run_main(capsys, override, f"--out_dir={out_dir}")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *words)
+    assert not out_dir.exists()
+
+
+def test_help_lists_every_setting_with_default_and_comment():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for name in settings.config_values():
+        assert f"--{name}" in result.stdout
+    assert "Adam learning rate" in result.stdout and "(default: 0.001)" in result.stdout
+    assert "--resume RUN_DIR|CKPT" in result.stdout
+
+
+# ------------------------------------------------------------ saved settings
+
+def write_config_json(run_dir, values):
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump({"config": values}, f)
+
+
+def test_paths_inside_the_project_are_saved_relative_to_it(tmp_path):
+    cfg = settings.make({"out_dir": str(tmp_path / "elsewhere")})
+    run_folder.save_settings(str(tmp_path), cfg)
+    saved = json.loads((tmp_path / "config.json").read_text())["config"]
+    assert saved["data_dir"] == os.path.join("data", "mnist")
+    assert saved["out_dir"] == str(tmp_path / "elsewhere")  # outside the project: absolute
+    assert run_folder.saved_settings(str(tmp_path)) == vars(cfg)
+
+
+def test_a_moved_checkout_finds_its_own_data(tmp_path):
+    # A config.json written by a checkout elsewhere: the relative data_dir resolves against this one.
+    write_config_json(tmp_path, {"data_dir": "data/mnist", "n_hidden": 64})
+    values = run_folder.saved_settings(str(tmp_path))
+    assert values["data_dir"] == config.data_dir and values["n_hidden"] == 64
+
+
+@pytest.mark.parametrize("key,value", [("batch_size", "abc"), ("batch_size", 100.5), ("learning_rate", "0.001"),
+                                       ("n_hidden", None), ("plots", "false")])
+def test_saved_settings_of_the_wrong_type_are_one_line(tmp_path, key, value):
+    write_config_json(tmp_path, {key: value})
+    with pytest.raises(errors.ConfigError, match=f"config.json: {key} is {re.escape(repr(value))}, expected"):
+        run_folder.saved_settings(str(tmp_path))
+
+
+def test_config_json_that_is_not_settings(tmp_path):
+    (tmp_path / "config.json").write_text('{"config": [1, 2]}')
+    with pytest.raises(errors.ConfigError, match="cannot read the run's settings"):
+        run_folder.saved_settings(str(tmp_path))

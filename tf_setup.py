@@ -1,0 +1,43 @@
+"""TensorFlow, set up for TF1 graph style: `from tf_setup import tf, tf1`.
+
+Every module that needs TensorFlow imports it from here, so the set-up below
+always happens before TensorFlow is first imported, whatever the import order:
+- BasicLSTMCell lives in tf-keras since TF 2.16; TF_USE_LEGACY_KERAS=1 selects
+  it and must be set before the import.
+- TF's C++ start-up chatter would bury the tutorial's log, so
+  TF_CPP_MIN_LOG_LEVEL defaults to 3 (a user's own value wins). TF writes some
+  info lines (a cuInit error on a machine without a GPU) before it reads that
+  level, so at any level above 0 stderr is muted for the import itself; Python
+  errors still surface as usual.
+- The tutorial silenced warnings; here only the cells' deprecation notices are.
+- Eager execution is off: placeholders, graphs and Sessions, as in TF1.
+"""
+import os
+import sys
+import warnings
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_quietly():
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
+        import tensorflow
+        return tensorflow
+    sys.stderr.flush()
+    saved_stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+    return tensorflow
+
+
+tf = _import_quietly()
+tf1 = tf.compat.v1
+tf1.logging.set_verbosity(tf1.logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")
+tf1.disable_eager_execution()
