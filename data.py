@@ -1,18 +1,24 @@
 """MNIST from the four standard IDX files: a drop-in for the removed
-`tensorflow.examples.tutorials.mnist.input_data`.
+`tensorflow.examples.tutorials.mnist.input_data` (TF1's
+`tensorflow/contrib/learn/python/learn/datasets/mnist.py`).
 
     mnist = read_data_sets("data/mnist", one_hot=True)
     batch_x, batch_y = mnist.train.next_batch(100)
 
-Files are read gzipped (`.gz`) or raw, their decompressed contents checked against
-the known sha256, and downloaded from public mirrors when missing. Every problem is
-raised as `DataError`, whose message names the file and says what is wrong.
+Same arrays (shapes, dtypes, values), same batches for the same integer seed,
+same public names. Files are read gzipped (`.gz`) or raw, and downloaded when
+missing. Files whose decompressed contents match the original MNIST's sha256
+load silently; other valid IDX files of the same names (Fashion-MNIST, KMNIST)
+load after one warning line on stderr. Every problem is raised as `DataError`,
+a ValueError (as the original raised) whose message names the file.
 """
 import collections
 import gzip
 import hashlib
 import http.client
+import io
 import os
+import sys
 import tempfile
 import urllib.request
 import zlib
@@ -32,9 +38,10 @@ SHA256 = {
     TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 }
 
-# Public mirrors of the gzipped files, tried in order.
+# CVDF mirror of http://yann.lecun.com/exdb/mnist/, the original's default.
+DEFAULT_SOURCE_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+# Further public mirrors of the gzipped files, tried after source_url.
 MIRRORS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
@@ -43,12 +50,15 @@ DOWNLOAD_TIMEOUT_S = 30
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 NUM_CLASSES = 10
+TF_MAXINT32 = 2**31 - 1
+EPOCH_ORDER = 2  # how DataSet orders later epochs; saved with its position (1: a fresh permutation each epoch)
 
 Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
 
 
-class DataError(Exception):
-    """A data file is missing, unreadable or not what it should be."""
+class DataError(ValueError):
+    """A data file is missing, unreadable or not what it should be, or a bad argument.
+    A ValueError, as the original raised, so `except ValueError` still catches it."""
 
 
 # ---------------------------------------------------------------- IDX files
@@ -56,16 +66,20 @@ class DataError(Exception):
 def read_file_bytes(path):
     """The file's contents, decompressed when the name ends in .gz."""
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
         with open(path, "rb") as f:
-            return f.read()
+            return gunzip(f, path) if path.endswith(".gz") else f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def gunzip(f, name):
+    """The decompressed contents of a gzipped file object."""
+    try:
+        with gzip.GzipFile(fileobj=f) as stream:
+            return stream.read()
     except (OSError, EOFError, zlib.error) as e:
-        # gzip raises BadGzipFile (an OSError) for an HTML page saved as .gz,
-        # EOFError for a truncated stream.
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
-        raise DataError(f"{path}: cannot read: {reason}") from e
+        # BadGzipFile (an OSError) for an HTML page saved as .gz, EOFError for a truncated stream.
+        raise DataError(f"{name}: cannot read: {e.strerror if isinstance(e, OSError) and e.strerror else e}") from e
 
 
 def parse_idx(buf, path, magic):
@@ -98,12 +112,12 @@ def parse_images(buf, path):
     return parse_idx(buf, path, IMAGES_MAGIC)
 
 
-def parse_labels(buf, path):
-    """Labels as uint8 class ids of shape (N,), each checked to be 0..9."""
+def parse_labels(buf, path, num_classes=NUM_CLASSES):
+    """Labels as uint8 class ids of shape (N,), each checked to be 0..num_classes-1."""
     labels = parse_idx(buf, path, LABELS_MAGIC)
-    if labels.size and labels.max() >= NUM_CLASSES:
-        bad = int(np.argmax(labels >= NUM_CLASSES))
-        raise DataError(f"{path}: label {labels[bad]} at index {bad}, expected 0..9")
+    if labels.size and labels.max() >= num_classes:
+        bad = int(np.argmax(labels >= num_classes))
+        raise DataError(f"{path}: label {labels[bad]} at index {bad}, expected 0..{num_classes - 1}")
     return labels
 
 
@@ -115,23 +129,38 @@ def read_labels(path):
     return parse_labels(read_file_bytes(path), path)
 
 
-def dense_to_one_hot(labels, num_classes=NUM_CLASSES):
-    """Class ids (N,) to one-hot rows (N, num_classes)."""
-    one_hot = np.zeros((len(labels), num_classes), dtype=np.float32)
-    one_hot[np.arange(len(labels)), labels] = 1.0
+def dense_to_one_hot(labels_dense, num_classes=NUM_CLASSES):
+    """Class ids (N,) to one-hot rows (N, num_classes), float64 as the original's."""
+    one_hot = np.zeros((len(labels_dense), num_classes), dtype=np.float64)
+    one_hot[np.arange(len(labels_dense)), labels_dense] = 1.0
     return one_hot
+
+
+def file_name(f):
+    return getattr(f, "name", None) or repr(f)
+
+
+def extract_images(f):
+    """Images of a gzipped IDX file object as uint8 (N, rows, cols, 1), as the original's."""
+    return with_depth(parse_images(gunzip(f, file_name(f)), file_name(f)))
+
+
+def extract_labels(f, one_hot=False, num_classes=NUM_CLASSES):
+    """Labels of a gzipped IDX file object: uint8 (N,), or float64 one-hot (N, num_classes)."""
+    labels = parse_labels(gunzip(f, file_name(f)), file_name(f), num_classes)
+    return dense_to_one_hot(labels, num_classes) if one_hot else labels
+
+
+def with_depth(images):
+    """(N, rows, cols) as the original's (N, rows, cols, 1)."""
+    return images.reshape(*images.shape, 1)
 
 
 # ------------------------------------------------- finding and fetching files
 
-def sha256_of(buf):
-    return hashlib.sha256(buf).hexdigest()
-
-
-def check_sha256(name, buf, path):
-    if sha256_of(buf) != SHA256[name]:
-        raise DataError(f"{path}: contents differ from the original {name} (sha256 mismatch); "
-                        f"delete it to download a fresh copy")
+def is_original(name, buf):
+    """Whether decompressed contents are the original MNIST file `name`."""
+    return hashlib.sha256(buf).hexdigest() == SHA256[name]
 
 
 def find_file(directory, name):
@@ -143,61 +172,79 @@ def find_file(directory, name):
     return None
 
 
-def download(name, directory, mirrors=MIRRORS, timeout=DOWNLOAD_TIMEOUT_S):
-    """Fetch `name.gz` from the first mirror that serves a correct copy.
+def download(name, directory, urls=(DEFAULT_SOURCE_URL, *MIRRORS), timeout=DOWNLOAD_TIMEOUT_S):
+    """Fetch `name.gz` from the first base URL that serves the original MNIST file.
 
-    The download goes to a temporary file in `directory` and is renamed into
-    place only after its checksum passes, so a broken or partial download is
-    never left where the loader would trust it.
+    The download is checked in memory (the largest file is under 10 MB) and
+    only a correct copy is written, under a temporary name renamed into place:
+    a broken or partial download is never left where the loader would trust
+    it, and no folder is created for a download that never happens.
     """
-    target = os.path.join(directory, name + ".gz")
     failures = []
-    for mirror in mirrors:
-        url = mirror + name + ".gz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial.gz", dir=directory)
+    for base in urls:
+        url = base + name + ".gz"
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-            check_sha256(name, read_file_bytes(tmp), url)
-            os.replace(tmp, target)
-            return target
-        except (OSError, ValueError, http.client.HTTPException, DataError) as e:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                payload = response.read()
+            if not is_original(name, gunzip(io.BytesIO(payload), url)):
+                raise DataError(f"{url}: contents differ from the original {name} (sha256 mismatch)")
+        except (OSError, ValueError, http.client.HTTPException) as e:  # DataError is a ValueError
             failures.append(f"{url}: {e}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            continue
+        return save_download(payload, directory, name)
     raise DataError(f"{name}: not in {directory} and no mirror served it ({'; '.join(failures) or 'no mirrors'}); "
                     f"copy the four MNIST files (gzipped or raw) into {directory}")
 
 
-def load_file(directory, name, mirrors, parse):
-    """Find (or download) one standard file, check its checksum, parse it."""
-    path = find_file(directory, name) or download(name, directory, mirrors)
-    buf = read_file_bytes(path)
-    check_sha256(name, buf, path)
-    return parse(buf, path)
-
-
-def ensure_directory(directory):
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise DataError(f"{directory}: data_dir is a file, not a folder; point data_dir at the MNIST folder")
+def save_download(payload, directory, name):
+    """Write a checked download into place: under a temporary name first, then renamed."""
+    target = os.path.join(directory, name + ".gz")
+    tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".partial")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, target)
     except OSError as e:
-        raise DataError(f"{directory}: cannot create the data folder: {e.strerror}") from e
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
+        raise DataError(f"{directory}: cannot save the downloaded {name}.gz there ({e.strerror or e}); "
+                        f"make it writable or copy the four MNIST files into it") from e
+    return target
+
+
+def load_file(directory, name, urls, parse):
+    """Find (or download) one standard file and parse it: (array, whether it is MNIST's original)."""
+    path = find_file(directory, name) or download(name, directory, urls)
+    try:
+        buf = read_file_bytes(path)
+    except DataError as e:
+        if path.endswith(".gz") and os.path.exists(path[:-3]):
+            raise DataError(f"{e}; the raw {name} beside it is not used while the .gz is there: "
+                            f"delete the .gz to use it") from e
+        raise
+    return parse(buf, path), is_original(name, buf)
+
+
+def check_directory(directory):
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise DataError(f"{directory}: data_dir is a file, not a folder; point data_dir at the MNIST folder")
 
 
 # ------------------------------------------------------------------ DataSet
 
 class DataSet:
-    """Images and labels with the old `input_data` DataSet API.
+    """Images and labels with the old `input_data` DataSet API and batches.
 
-    `next_batch` keeps the original semantics: the order is shuffled when the
-    first epoch starts, and a batch that runs past the end is the rest of the
-    old epoch followed by the start of a freshly shuffled one. Shuffling uses
-    this DataSet's own RandomState, so it is reproducible from `seed` and
-    independent of numpy's global generator.
+    `next_batch` draws what the original drew for the same integer seed: the
+    examples are permuted when the first epoch starts, and again at every
+    epoch's end, each permutation applied to the order left by the ones
+    before (the original shuffled its arrays in place); a batch that runs past
+    the end is the rest of the old epoch followed by the start of the new one.
+    The original seeded numpy's global generator with `seed`; this DataSet
+    draws the same permutations from a RandomState(seed) of its own and leaves
+    the global generator alone. `images` and `labels` stay in file order.
     """
 
     def __init__(self, images, labels, fake_data=False, one_hot=False,
@@ -205,7 +252,8 @@ class DataSet:
         dtype = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
         if dtype not in (np.uint8, np.float32):
             raise TypeError(f"Invalid image dtype {dtype}, expected uint8 or float32")
-        self._rng = np.random.RandomState(seed)
+        # The original seeded numpy with TensorFlow's op seed for `seed`: seed modulo 2**31 - 1.
+        self._rng = np.random.RandomState(None if seed is None else seed % TF_MAXINT32)
         self.fake_data = fake_data
         self.one_hot = one_hot
         if fake_data:
@@ -241,12 +289,9 @@ class DataSet:
     def epochs_completed(self):
         return self._epochs_completed
 
-    def _take(self, start, end):
-        rows = self._order[start:end]
-        return self._images[rows], self._labels[rows]
-
-    def _reorder(self, shuffle):
-        self._order = self._rng.permutation(self._num_examples) if shuffle else np.arange(self._num_examples)
+    def _shuffle(self):
+        """Permute the current order, as the original permuted its current arrays."""
+        self._order = self._order[self._rng.permutation(self._num_examples)]
 
     def next_batch(self, batch_size, fake_data=False, shuffle=True):
         """The next `batch_size` examples of this data set."""
@@ -255,19 +300,19 @@ class DataSet:
             fake_label = [1] + [0] * 9 if self.one_hot else 0
             return [fake_image] * batch_size, [fake_label] * batch_size
         start = self._index_in_epoch
-        if self._epochs_completed == 0 and start == 0:
-            self._reorder(shuffle)
+        if self._epochs_completed == 0 and start == 0 and shuffle:
+            self._shuffle()
         if start + batch_size <= self._num_examples:
             self._index_in_epoch += batch_size
-            return self._take(start, self._index_in_epoch)
-        # The epoch ends inside this batch: its rest, then a newly shuffled epoch.
-        self._epochs_completed += 1
-        rest_images, rest_labels = self._take(start, self._num_examples)
-        self._reorder(shuffle)
-        self._index_in_epoch = batch_size - (self._num_examples - start)
-        new_images, new_labels = self._take(0, self._index_in_epoch)
-        return (np.concatenate((rest_images, new_images), axis=0),
-                np.concatenate((rest_labels, new_labels), axis=0))
+            rows = self._order[start:self._index_in_epoch]
+        else:  # the epoch ends inside this batch: its rest, then the start of the next epoch
+            self._epochs_completed += 1
+            rest = self._order[start:]
+            if shuffle:
+                self._shuffle()
+            self._index_in_epoch = batch_size - (self._num_examples - start)
+            rows = np.concatenate((rest, self._order[:self._index_in_epoch]))
+        return self._images[rows], self._labels[rows]
 
     def get_state(self):
         """Where `next_batch` stands, as numpy arrays (to save with a checkpoint)."""
@@ -275,10 +320,15 @@ class DataSet:
         return {"epochs_completed": np.int64(self._epochs_completed),
                 "index_in_epoch": np.int64(self._index_in_epoch),
                 "order": self._order, "rng_keys": keys,
-                "rng_rest": np.array([pos, has_gauss, cached_gaussian], dtype=np.float64)}
+                "rng_rest": np.array([pos, has_gauss, cached_gaussian], dtype=np.float64),
+                "epoch_order": np.int64(EPOCH_ORDER)}
 
     def set_state(self, state):
         """Continue exactly where the DataSet that gave `state` stood."""
+        if int(state.get("epoch_order", 1)) != EPOCH_ORDER:
+            raise DataError("the saved data position comes from an older data.py, which drew a fresh order at "
+                            "each epoch instead of re-permuting the last one as TF1's input_data did; it cannot "
+                            "continue the same batches: start a new run")
         if len(state["order"]) != self._num_examples:
             raise DataError(f"saved data position covers {len(state['order'])} examples, "
                             f"this set has {self._num_examples}")
@@ -293,20 +343,32 @@ class DataSet:
 # ------------------------------------------------------------ read_data_sets
 
 def read_data_sets(train_dir, fake_data=False, one_hot=False, dtype=np.float32, reshape=True,
-                   validation_size=5000, seed=None, source_urls=MIRRORS):
-    """Train (55,000), validation (the first 5,000 of the training file) and test (10,000)."""
+                   validation_size=5000, seed=None, source_url=DEFAULT_SOURCE_URL, mirrors=MIRRORS):
+    """Train (55,000), validation (the first 5,000 of the training file) and test (10,000).
+
+    A missing file is downloaded from `source_url` (the base URL of the four
+    .gz files), then from `mirrors`.
+    """
     if fake_data:
         def fake():
             return DataSet([], [], fake_data=True, one_hot=one_hot, dtype=dtype, seed=seed)
         return Datasets(train=fake(), validation=fake(), test=fake())
 
-    ensure_directory(train_dir)
-
-    def load(name, parse):
-        return load_file(train_dir, name, source_urls, parse)
-
-    train_images, train_labels = load(TRAIN_IMAGES, parse_images), load(TRAIN_LABELS, parse_labels)
-    test_images, test_labels = load(TEST_IMAGES, parse_images), load(TEST_LABELS, parse_labels)
+    check_directory(train_dir)
+    urls = [source_url or DEFAULT_SOURCE_URL] + [m for m in mirrors if m != source_url]
+    arrays, not_mnist = {}, []
+    for name, parse in ((TRAIN_IMAGES, parse_images), (TRAIN_LABELS, parse_labels),
+                        (TEST_IMAGES, parse_images), (TEST_LABELS, parse_labels)):
+        arrays[name], original = load_file(train_dir, name, urls, parse)
+        if not original:
+            not_mnist.append(name)
+    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        if len(arrays[images]) != len(arrays[labels]):
+            raise DataError(f"{train_dir}: {images} holds {len(arrays[images])} images but {labels} holds "
+                            f"{len(arrays[labels])} labels: the files come from different sets")
+    warn_if_not_mnist(train_dir, not_mnist)
+    train_images, test_images = with_depth(arrays[TRAIN_IMAGES]), with_depth(arrays[TEST_IMAGES])
+    train_labels, test_labels = arrays[TRAIN_LABELS], arrays[TEST_LABELS]
     if not 0 <= validation_size <= len(train_images):
         raise DataError(f"validation_size = {validation_size} is not allowed: must be between 0 and "
                         f"{len(train_images)}, the images of the training file")
@@ -320,3 +382,14 @@ def read_data_sets(train_dir, fake_data=False, one_hot=False, dtype=np.float32, 
     return Datasets(train=dataset(train_images[validation_size:], train_labels[validation_size:]),
                     validation=dataset(train_images[:validation_size], train_labels[:validation_size]),
                     test=dataset(test_images, test_labels))
+
+
+def warn_if_not_mnist(directory, names):
+    """One line on stderr when valid IDX files other than MNIST's (Fashion-MNIST, say) are used."""
+    if names:
+        print(f"warning: {directory}: {', '.join(names)} {'is' if len(names) == 1 else 'are'} not the original "
+              f"MNIST (sha256 differs); using {'it' if len(names) == 1 else 'them'} as given", file=sys.stderr)
+
+
+def load_mnist(train_dir="MNIST-data"):
+    return read_data_sets(train_dir)

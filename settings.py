@@ -90,7 +90,6 @@ RULES = [
     ("training_iters", lambda c: c.training_iters > c.batch_size,
      "> batch_size, so that at least one step runs (step * batch_size < training_iters)"),
     ("test_len", lambda c: c.test_len >= 1, "between 1 and the test-set size"),
-    ("validation_size", lambda c: c.validation_size >= 0, "between 0 and the training-file size"),
     ("eval_every", lambda c: c.eval_every >= 0, ">= 0 (0: never)"),
     ("checkpoint_every", lambda c: c.checkpoint_every >= 1, ">= 1"),
     ("keep_checkpoints", lambda c: c.keep_checkpoints >= 1, ">= 1"),
@@ -111,6 +110,12 @@ def check(cfg):
 
 
 def check_with_data(cfg, mnist):
-    """The rules that depend on the data: run once it is loaded."""
+    """The rules that depend on the data: run once it is loaded. (validation_size is
+    checked by data.read_data_sets, which needs it to split the training file.)"""
+    pixels = mnist.train.images.shape[1]
+    if cfg.n_steps * cfg.n_input != pixels:
+        raise refuse("n_steps * n_input", f"{cfg.n_steps} * {cfg.n_input}", f"{pixels}, the pixels of one image")
+    if cfg.batch_size > mnist.train.num_examples:
+        raise refuse("batch_size", cfg.batch_size, f"at most the training images ({mnist.train.num_examples})")
     if cfg.test_len > mnist.test.num_examples:
         raise refuse("test_len", cfg.test_len, f"between 1 and the test-set size ({mnist.test.num_examples})")

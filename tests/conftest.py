@@ -47,6 +47,17 @@ def write_idx(path, magic, array, declared_shape=None):
     return path
 
 
+def write_dataset(folder, n_train, n_test, seed=0):
+    """Four valid gzipped IDX files of random 28x28 images and labels 0-9 under MNIST's names,
+    as Fashion-MNIST or KMNIST ship them: {name: array written}."""
+    rng = np.random.RandomState(seed)
+    arrays = {data.TRAIN_IMAGES: rng.randint(0, 256, (n_train, 28, 28)), data.TRAIN_LABELS: rng.randint(0, 10, n_train),
+              data.TEST_IMAGES: rng.randint(0, 256, (n_test, 28, 28)), data.TEST_LABELS: rng.randint(0, 10, n_test)}
+    for name, array in arrays.items():
+        write_idx(os.path.join(folder, name + ".gz"), 2051 if array.ndim == 3 else 2049, array)
+    return arrays
+
+
 def run_main(capsys, *args, main=None):
     """(exit code, stdout, stderr) of an entry point's main, train_lstm_mnist's by default."""
     import train_lstm_mnist

@@ -1,7 +1,10 @@
 """data.py on the shipped MNIST files and on small IDX files the tests write."""
+import gzip
+import itertools
+
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, write_idx
+from conftest import MNIST_DIR, write_dataset, write_idx
 
 import data
 
@@ -30,44 +33,137 @@ def test_known_first_labels_and_validation_is_head_of_training_file():
     assert np.bincount(whole.train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
 
-def test_uint8_and_unreshaped_images():
-    raw = data.read_data_sets(MNIST_DIR, dtype=np.uint8, reshape=False)
-    assert raw.test.images.shape == (10000, 28, 28)
-    assert raw.test.images.dtype == np.uint8 and raw.test.images.max() == 255
+@pytest.mark.parametrize("one_hot,reshape,dtype", list(itertools.product([False, True], [False, True],
+                                                                          [np.uint8, np.float32])))
+def test_shapes_and_dtypes_of_every_combination_are_the_originals(shipped_uint8, one_hot, reshape, dtype):
+    datasets = data.read_data_sets(MNIST_DIR, one_hot=one_hot, reshape=reshape, dtype=dtype, validation_size=100)
+    images, labels = datasets.test.images, datasets.test.labels
+    assert images.shape == ((10000, 784) if reshape else (10000, 28, 28, 1))
+    assert images.dtype == dtype
+    assert labels.shape == ((10000, 10) if one_hot else (10000,))
+    assert labels.dtype == (np.float64 if one_hot else np.uint8)  # dense_to_one_hot gave float64
+    expected = shipped_uint8.reshape(images.shape)
+    if dtype == np.float32:
+        expected = expected.astype(np.float32) * np.float32(1.0 / 255.0)  # the original's arithmetic
+    assert np.array_equal(images, expected)
+    batch_x, batch_y = datasets.train.next_batch(7)
+    assert batch_x.shape == (7, *images.shape[1:]) and batch_y.shape == (7, *labels.shape[1:])
+
+
+@pytest.fixture(scope="module")
+def shipped_uint8():
+    """The shipped test images, uint8 (10000, 28, 28), read without data.py."""
+    with gzip.open(f"{MNIST_DIR}/t10k-images-idx3-ubyte.gz") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=16).reshape(10000, 28, 28)
+
+
+def test_extract_functions_take_file_objects_as_the_original():
+    with open(f"{MNIST_DIR}/t10k-images-idx3-ubyte.gz", "rb") as f:
+        images = data.extract_images(f)
+    with open(f"{MNIST_DIR}/t10k-labels-idx1-ubyte.gz", "rb") as f:
+        labels = data.extract_labels(f)
+    with open(f"{MNIST_DIR}/t10k-labels-idx1-ubyte.gz", "rb") as f:
+        one_hot = data.extract_labels(f, one_hot=True, num_classes=12)
+    assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.tolist()[:5] == [7, 2, 1, 0, 4] and labels.dtype == np.uint8
+    assert one_hot.shape == (10000, 12) and one_hot.dtype == np.float64 and one_hot[0].argmax() == 7
+    with pytest.raises(ValueError, match="magic number 2049"):  # a label file where images belong
+        data.extract_images(open(f"{MNIST_DIR}/t10k-labels-idx1-ubyte.gz", "rb"))
+
+
+def test_the_originals_other_public_names():
+    assert data.DEFAULT_SOURCE_URL == "https://storage.googleapis.com/cvdf-datasets/mnist/"
+    assert data.load_mnist(MNIST_DIR).train.num_examples == 55000
+    assert data.dense_to_one_hot(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+    assert list(__import__("inspect").signature(data.read_data_sets).parameters)[:8] == [
+        "train_dir", "fake_data", "one_hot", "dtype", "reshape", "validation_size", "seed", "source_url"]
+
+
+def test_bad_validation_size_is_a_value_error_as_in_the_original():
+    with pytest.raises(ValueError, match="validation_size = 60001 is not allowed: must be between 0 and 60000"):
+        data.read_data_sets(MNIST_DIR, validation_size=60001)
+    with pytest.raises(data.DataError):
+        data.read_data_sets(MNIST_DIR, validation_size=-1)
 
 
 # ---------------------------------------------------------------- next_batch
 
+class OriginalBatches:
+    """How TF1's input_data DataSet drew batches, written out for comparison: numpy's
+    global generator seeded with TensorFlow's op seed (seed modulo 2**31 - 1) when the
+    DataSet was made; the arrays themselves permuted at the first batch and at each
+    epoch's end (without shuffle, left in their current order)."""
+
+    def __init__(self, n, seed):
+        np.random.seed(seed % (2**31 - 1))
+        self.labels, self.n, self.epochs, self.index = np.arange(n), n, 0, 0
+
+    def permute(self):
+        perm = np.arange(self.n)
+        np.random.shuffle(perm)
+        self.labels = self.labels[perm]
+
+    def next_batch(self, batch_size, shuffle=True):
+        start = self.index
+        if self.epochs == 0 and start == 0 and shuffle:
+            self.permute()
+        if start + batch_size <= self.n:
+            self.index += batch_size
+            return self.labels[start:self.index].tolist()
+        self.epochs += 1
+        rest = self.labels[start:self.n]
+        if shuffle:
+            self.permute()
+        self.index = batch_size - (self.n - start)
+        return np.concatenate((rest, self.labels[:self.index])).tolist()
+
+
 def small_set(n=10, seed=0):
+    """A DataSet whose image k is the number k, labels the same: batches show the order."""
     images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1)
     return data.DataSet(images, np.arange(n), dtype=np.uint8, seed=seed)
 
 
-def test_first_epoch_is_shuffled_and_covers_every_example():
+def test_ten_examples_seed_1_batch_3_over_four_epochs_are_the_originals():
+    ds = small_set(seed=1)
+    batches = [ds.next_batch(3)[1].tolist() for _ in range(14)]
+    # What TF1's input_data gave (OriginalBatches prints the same).
+    assert batches == [[2, 9, 6], [4, 0, 3], [1, 7, 8], [5, 5, 3], [4, 2, 8], [0, 6, 9], [1, 7, 1], [2, 0, 7],
+                       [5, 6, 3], [9, 8, 4], [0, 5, 7], [1, 3, 2], [6, 8, 9], [4, 6, 3]]
+    assert ds.epochs_completed == 4
+
+
+@pytest.mark.parametrize("n,batch_size,seed", [(10, 3, 1), (10, 10, 5), (10, 1, 2), (10, 11, 3), (10, 25, 4),
+                                               (55000, 100, 1), (55000, 128, 7), (55000, 55000, 1),
+                                               (97, 13, 2**31 + 5)])
+def test_batches_match_the_original_over_many_epochs(n, batch_size, seed):
+    ours, original = small_set(n, seed) if n < 256 else big_set(n, seed), OriginalBatches(n, seed)
+    calls = max(6, 3 * n // batch_size + 3)
+    for _ in range(calls):
+        assert ours.next_batch(batch_size)[1].tolist() == original.next_batch(batch_size)
+    assert ours.epochs_completed == original.epochs >= 2
+
+
+def big_set(n, seed):
+    return data.DataSet(np.zeros((n, 1), np.uint8), np.arange(n), dtype=np.uint8, seed=seed)
+
+
+def test_shuffle_false_and_switching_at_epoch_boundaries_as_the_original():
+    pattern = [(4, False), (8, False), (4, True), (6, True), (5, False), (5, False), (3, True), (10, False)]
+    ours, original = small_set(seed=3), OriginalBatches(10, 3)
+    for batch_size, shuffle in pattern * 3:
+        assert ours.next_batch(batch_size, shuffle=shuffle)[1].tolist() == original.next_batch(batch_size, shuffle)
+    plain = small_set()
+    assert plain.next_batch(4, shuffle=False)[1].tolist() == [0, 1, 2, 3]
+    assert plain.next_batch(8, shuffle=False)[1].tolist() == [4, 5, 6, 7, 8, 9, 0, 1]
+
+
+def test_images_and_labels_stay_paired_and_in_file_order():
     ds = small_set()
-    images, labels = ds.next_batch(10)
-    assert sorted(labels.tolist()) == list(range(10))
-    assert labels.tolist() != list(range(10))
-    assert np.array_equal(images.ravel(), labels)  # images and labels stay paired
-    assert ds.epochs_completed == 0
-
-
-def test_wrap_around_batch_is_rest_of_epoch_then_new_epoch():
-    ds = small_set()
-    first, _ = ds.next_batch(7)
-    wrapped, _ = ds.next_batch(7)
-    rest = wrapped[:3].ravel().tolist()
-    assert ds.epochs_completed == 1
-    assert sorted(first.ravel().tolist() + rest) == list(range(10))
-    following, _ = ds.next_batch(6)
-    assert sorted(wrapped[3:].ravel().tolist() + following.ravel().tolist()) == list(range(10))
-    assert ds.epochs_completed == 1
-
-
-def test_shuffle_false_keeps_file_order():
-    ds = small_set()
-    assert ds.next_batch(4, shuffle=False)[1].tolist() == [0, 1, 2, 3]
-    assert ds.next_batch(8, shuffle=False)[1].tolist() == [4, 5, 6, 7, 8, 9, 0, 1]
+    images, labels = ds.next_batch(7)
+    images2, labels2 = ds.next_batch(7)
+    assert np.array_equal(images.ravel(), labels) and np.array_equal(images2.ravel(), labels2)
+    assert ds.images.ravel().tolist() == list(range(10))  # the arrays themselves are never reordered
 
 
 def test_same_seed_same_batches_and_independent_of_global_rng():
@@ -79,15 +175,25 @@ def test_same_seed_same_batches_and_independent_of_global_rng():
     batches_c = [c.next_batch(4)[1].tolist() for _ in range(6)]
     assert batches_a == batches_b
     assert batches_a != batches_c
+    before = np.random.get_state()[1].copy()
+    small_set(seed=5).next_batch(4)
+    assert np.array_equal(np.random.get_state()[1], before)
 
 
-def test_state_round_trip_continues_the_same_sequence():
+def test_state_round_trip_continues_the_same_sequence_across_epochs():
     a = small_set(seed=5)
-    for _ in range(4):
+    for _ in range(5):  # into the second epoch
         a.next_batch(3)
     b = small_set(seed=99)
     b.set_state(a.get_state())
-    assert [a.next_batch(3)[1].tolist() for _ in range(5)] == [b.next_batch(3)[1].tolist() for _ in range(5)]
+    assert [a.next_batch(3)[1].tolist() for _ in range(9)] == [b.next_batch(3)[1].tolist() for _ in range(9)]
+
+
+def test_a_position_saved_by_the_older_data_py_is_refused():
+    state = small_set().get_state()
+    del state["epoch_order"]
+    with pytest.raises(data.DataError, match="older data.py.*start a new run"):
+        small_set().set_state(state)
 
 
 def test_old_tutorial_code_runs_unchanged(mnist):
@@ -172,12 +278,47 @@ def test_images_and_labels_from_different_sets():
         data.DataSet(images, labels)
 
 
-def test_changed_standard_file_fails_its_checksum(tmp_path):
+def test_another_dataset_in_the_mnist_format_loads_after_one_warning(tmp_path, capsys):
+    written = write_dataset(str(tmp_path), n_train=300, n_test=40)
+    datasets = data.read_data_sets(str(tmp_path), one_hot=True, validation_size=50, mirrors=())
+    err = capsys.readouterr().err
+    assert err == (f"warning: {tmp_path}: {data.TRAIN_IMAGES}, {data.TRAIN_LABELS}, {data.TEST_IMAGES}, "
+                   f"{data.TEST_LABELS} are not the original MNIST (sha256 differs); using them as given\n")
+    assert datasets.train.num_examples == 250 and datasets.validation.num_examples == 50
+    assert np.array_equal(np.rint(datasets.test.images * 255), written[data.TEST_IMAGES].reshape(40, 784))
+    assert np.array_equal(datasets.test.labels.argmax(axis=1), written[data.TEST_LABELS])
+
+
+def test_one_changed_file_among_the_originals_is_named(tmp_path, capsys):
     for name in (data.TRAIN_IMAGES, data.TRAIN_LABELS, data.TEST_IMAGES):
         (tmp_path / f"{name}.gz").write_bytes(open(f"{MNIST_DIR}/{name}.gz", "rb").read())
-    write_idx(str(tmp_path / data.TEST_LABELS), 2049, LABELS)  # raw, valid IDX, not MNIST's
-    with pytest.raises(data.DataError, match=f"{data.TEST_LABELS}.*sha256 mismatch"):
-        data.read_data_sets(str(tmp_path), source_urls=())
+    labels = np.random.RandomState(0).randint(0, 10, 10000)
+    write_idx(str(tmp_path / data.TEST_LABELS), 2049, labels)  # raw, valid IDX, not MNIST's
+    datasets = data.read_data_sets(str(tmp_path), mirrors=())
+    assert capsys.readouterr().err == (f"warning: {tmp_path}: {data.TEST_LABELS} is not the original MNIST "
+                                       f"(sha256 differs); using it as given\n")
+    assert np.array_equal(datasets.test.labels, labels)
+
+
+def test_the_shipped_files_load_silently(capsys):
+    data.read_data_sets(MNIST_DIR)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_that_is_not_idx_is_still_an_error(tmp_path):
+    write_dataset(str(tmp_path), n_train=30, n_test=10)
+    (tmp_path / f"{data.TEST_IMAGES}.gz").write_bytes(gzip.compress(b"not an IDX file at all"))
+    with pytest.raises(data.DataError, match=f"{data.TEST_IMAGES}.gz: bad magic number"):
+        data.read_data_sets(str(tmp_path), validation_size=5, mirrors=())
+
+
+def test_a_corrupt_gz_names_the_raw_file_beside_it(tmp_path):
+    write_dataset(str(tmp_path), n_train=30, n_test=10)
+    write_idx(str(tmp_path / data.TEST_LABELS), 2049, np.zeros(10, np.uint8))
+    (tmp_path / f"{data.TEST_LABELS}.gz").write_bytes(b"<html>not gzip</html>")
+    with pytest.raises(data.DataError, match=f"{data.TEST_LABELS}.gz: cannot read.*the raw {data.TEST_LABELS} "
+                                             "beside it is not used while the .gz is there"):
+        data.read_data_sets(str(tmp_path), validation_size=5, mirrors=())
 
 
 def test_data_dir_that_is_a_file(tmp_path):
@@ -185,3 +326,49 @@ def test_data_dir_that_is_a_file(tmp_path):
     path.write_text("x")
     with pytest.raises(data.DataError, match="is a file"):
         data.read_data_sets(str(path))
+
+
+# ------------------------------------------------------------ through the script
+
+def test_the_script_trains_and_scores_on_another_dataset_in_the_mnist_format(tmp_path, capsys):
+    from conftest import run_main
+
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    write_dataset(str(folder), n_train=600, n_test=60)
+    code, out, err = run_main(capsys, f"--data_dir={folder}", "--validation_size=100", "--training_iters=1200",
+                              "--display_step=4", "--test_len=50", f"--out_dir={tmp_path / 'runs'}", "--plots=no")
+    assert code == 0, err
+    assert err.count("\n") == 1 and err.startswith(f"warning: {folder}: ") and "not the original MNIST" in err
+    lines = out.splitlines()
+    assert lines[:4] == ["Train Images:  (500, 784)", "Train Labels  (500, 10)", "Test Images:  (60, 784)",
+                         "Test Labels:  (60, 10)"]
+    assert [line.split(",")[0] for line in lines if line.startswith("Iter ")] == ["Iter 400", "Iter 800"]
+    assert any(line.startswith("Testing Accuracy: ") for line in lines)
+    assert "Full test set: " in out and "(60 images)" in out
+
+
+def test_the_tutorials_data_cells_run_unchanged(mnist, capsys):
+    # The seed notebook's cells that touch the data, as written there.
+    trainings = mnist.train.images
+    trainlabels = mnist.train.labels
+    testings = mnist.test.images
+    testlabels = mnist.test.labels
+    ntrain = trainings.shape[0]
+    ntest = testings.shape[0]
+    dim = trainings.shape[1]
+    nclasses = trainlabels.shape[1]
+    print("Train Images: ", trainings.shape)
+    print("Train Labels ", trainlabels.shape)
+    print("Test Images: ", testings.shape)
+    print("Test Labels: ", testlabels.shape)
+    n_input, n_steps, batch_size, test_len = 28, 28, 100, 128
+    batch_x, batch_y = mnist.train.next_batch(batch_size)
+    batch_x = batch_x.reshape((batch_size, n_steps, n_input))
+    test_data = mnist.test.images[:test_len].reshape((-1, n_steps, n_input))
+    test_label = mnist.test.labels[:test_len]
+    assert (ntrain, ntest, dim, nclasses) == (55000, 10000, 784, 10)
+    assert capsys.readouterr().out.splitlines() == ["Train Images:  (55000, 784)", "Train Labels  (55000, 10)",
+                                                    "Test Images:  (10000, 784)", "Test Labels:  (10000, 10)"]
+    assert batch_x.shape == (100, 28, 28) and batch_y.shape == (100, 10)
+    assert test_data.shape == (128, 28, 28) and test_label.shape == (128, 10)
