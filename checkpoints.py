@@ -5,8 +5,11 @@ position of data.py's DataSet in its shuffled epochs, goes into a string
 variable saved with the rest, so a resumed run draws the very batches an
 uninterrupted run would have drawn.
 """
+import glob
 import io
 import os
+import re
+import sys
 import types
 
 import numpy as np
@@ -15,6 +18,7 @@ from errors import ConfigError, TrainingError
 from tf_setup import tf, tf1
 
 CHECKPOINT_NAME = "model.ckpt"
+INDEX = "checkpoint"  # the Saver's index file: which checkpoint is the latest
 
 
 def add_to_graph(keep):
@@ -24,10 +28,50 @@ def add_to_graph(keep):
         data_state = tf1.Variable("", trainable=False, name="data_state")
         data_state_in = tf1.placeholder(tf.string, shape=[], name="data_state_in")
         set_data_state = data_state.assign(data_state_in)
-    # Relative paths in the 'checkpoint' index, so that a run folder still works after a move.
+    # Relative paths in the index, so that a run folder still works after a move.
     saver = tf1.train.Saver(max_to_keep=keep, save_relative_paths=True)
     return types.SimpleNamespace(data_state=data_state, data_state_in=data_state_in,
                                  set_data_state=set_data_state, saver=saver)
+
+
+# ------------------------------------------------------------------ finding
+
+def complete_checkpoints(folder):
+    """The checkpoints in a folder whose files are all there, oldest first."""
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(folder), f"{CHECKPOINT_NAME}-*.index")):
+        prefix = index[:-len(".index")]
+        step = re.fullmatch(r"\d+", prefix.rsplit("-", 1)[1])
+        if step and glob.glob(glob.escape(prefix) + ".data-*"):
+            found.append((int(step.group()), prefix))
+    return [prefix for _, prefix in sorted(found)]
+
+
+def indexed_checkpoint(folder):
+    """The checkpoint the folder's index names, looked up in this folder whatever path the index
+    holds (so a moved or copied folder uses its own files); None if the index is missing, or
+    damaged, or names a checkpoint that is not complete here."""
+    try:
+        with open(os.path.join(folder, INDEX), encoding="utf-8", errors="replace") as f:
+            named = re.search(r'^model_checkpoint_path: "(.+)"$', f.read(), flags=re.M)
+    except OSError:
+        return None
+    if not named:
+        return None
+    prefix = os.path.join(folder, os.path.basename(named.group(1)))
+    return prefix if prefix in complete_checkpoints(folder) else None
+
+
+def latest_checkpoint(folder):
+    """The checkpoint a run folder continues from: the one its index names or, where the index
+    is missing or damaged, the newest complete one (with a warning); None if there is none."""
+    checkpoint = indexed_checkpoint(folder)
+    if checkpoint is None and complete_checkpoints(folder):
+        checkpoint = complete_checkpoints(folder)[-1]
+        if os.path.exists(os.path.join(folder, INDEX)):
+            print(f"warning: {os.path.join(folder, INDEX)} is damaged or names a missing checkpoint; "
+                  f"using the newest complete one, {checkpoint}", file=sys.stderr)
+    return checkpoint
 
 
 def find_checkpoint(path):
@@ -35,10 +79,10 @@ def find_checkpoint(path):
     if not path:
         raise ConfigError("an empty path names no run folder or checkpoint (an unset shell variable?)")
     if os.path.isdir(path):
-        checkpoint = tf1.train.latest_checkpoint(path)
+        checkpoint = latest_checkpoint(path)
         if checkpoint is None:
-            raise ConfigError(f"{path}: no usable checkpoint in this folder (a 'checkpoint' file naming "
-                              f"{CHECKPOINT_NAME}-N files that exist); give a run folder that training wrote")
+            raise ConfigError(f"{path}: no usable checkpoint in this folder (no complete {CHECKPOINT_NAME}-N "
+                              f"files); give a run folder that training wrote")
         return checkpoint, path
     if os.path.exists(path + ".index"):
         return path, os.path.dirname(path) or "."
@@ -46,16 +90,22 @@ def find_checkpoint(path):
 
 
 def error_text(error):
-    """TensorFlow's own message without its op trace, or any other exception's text."""
-    return error.message if isinstance(error, tf.errors.OpError) else str(error)
+    """TensorFlow's reason without its op trace, node names and hints, or any other exception's text."""
+    if not isinstance(error, tf.errors.OpError):
+        return str(error)
+    reasons = [line for line in error.message.splitlines() if line.strip() and not line[0].isspace()
+               and not line.startswith(("Graph execution error", "Detected at node", "Node:", "Hint:"))]
+    return reasons[0] if reasons else error.message.strip()
 
+
+# ------------------------------------------------------- saving, restoring
 
 def save(sess, model, run_dir, step, dataset):
     """Save a checkpoint of `step` with the data position of `dataset`; returns its path.
 
     The Saver writes each file under a temporary name and renames it when
-    complete, and updates the 'checkpoint' index last, so a crash mid-save
-    leaves the previous checkpoint the one a resume finds.
+    complete, and updates the index last, so a crash mid-save leaves the
+    previous checkpoint the one a resume finds.
     """
     buffer = io.BytesIO()
     np.savez(buffer, **dataset.get_state())
@@ -64,7 +114,8 @@ def save(sess, model, run_dir, step, dataset):
         return model.checkpoints.saver.save(sess, os.path.join(run_dir, CHECKPOINT_NAME), global_step=step,
                                             write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
-        previous = tf1.train.latest_checkpoint(run_dir) or "none"
+        remove_half_written(run_dir)
+        previous = latest_checkpoint(run_dir) or "none"
         raise TrainingError(f"could not write the checkpoint of step {step} in {run_dir}: {error_text(e)}; "
                             f"the previous checkpoint ({previous}) is intact") from e
 
@@ -72,13 +123,44 @@ def save(sess, model, run_dir, step, dataset):
 def restore(sess, model, checkpoint, dataset=None):
     """Load a checkpoint into the session; returns its step. With `dataset`,
     the training data continues from where the checkpoint left it."""
+    check_shapes(model, checkpoint)
     try:
         model.checkpoints.saver.restore(sess, checkpoint)
     except (tf.errors.OpError, ValueError) as e:
-        raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({error_text(e).splitlines()[0]}); "
-                          f"it is damaged or from another model") from e
+        older = [c for c in complete_checkpoints(os.path.dirname(checkpoint) or ".") if c != checkpoint]
+        hint = f"; an older one may be intact: --resume={older[-1]}" if older else ""
+        raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({error_text(e)}); "
+                          f"it is damaged or from another model{hint}") from e
     if dataset is not None:
         state = sess.run(model.checkpoints.data_state)
         if state:
             dataset.set_state(dict(np.load(io.BytesIO(state))))
     return int(sess.run(model.global_step))
+
+
+def check_shapes(model, checkpoint):
+    """A checkpoint made with other sizes is one line naming them, before TensorFlow tries."""
+    try:
+        saved = dict(tf1.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError):
+        return  # unreadable: restore says why
+    with model.graph.as_default():
+        for variable in tf1.global_variables():
+            name = variable.op.name
+            if name in saved and list(saved[name]) != variable.shape.as_list():
+                raise ConfigError(f"{checkpoint}: holds {name} of shape {list(saved[name])}, but the settings "
+                                  f"(n_input, n_hidden, n_classes) make it {variable.shape.as_list()}; "
+                                  f"use the run's own settings (its config.json)")
+
+
+def forget_nothing(model, run_dir):
+    """Tell the Saver about the checkpoints already in a resumed run's folder, so that
+    keep_checkpoints counts them too, and remove what a killed save left half-written."""
+    model.checkpoints.saver.recover_last_checkpoints(complete_checkpoints(run_dir))
+    remove_half_written(run_dir)
+
+
+def remove_half_written(run_dir):
+    """The Saver's temporary files of a save that failed or was killed."""
+    for leftover in glob.glob(os.path.join(glob.escape(run_dir), "*.tempstate*")):
+        os.remove(leftover)

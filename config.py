@@ -25,6 +25,7 @@ forget_bias = 1.0  # added to the LSTM forget gate (BasicLSTMCell's forget_bias)
 data_dir = os.path.join(_HERE, "data", "mnist")  # folder of the four MNIST files (downloaded if missing)
 validation_size = 5000  # first this many training images held out for validation
 seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log on one machine
+max_loss = 1e4  # stop when a logged minibatch loss exceeds this: training diverged (0: never)
 
 # What a run leaves behind (in out_dir/<YYYYmmdd-HHMMSS>/)
 out_dir = os.path.join(_HERE, "runs")  # parent folder of the run folders

@@ -20,8 +20,13 @@ class TrainingError(Exception):
     """Training cannot go on: a diverged loss, a checkpoint that cannot be written (exit code 1)."""
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived (exit code 128 + signal); the message says what is safe."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (exit code 128 + signal); the message says what is safe.
+
+    A BaseException, as KeyboardInterrupt is: the signal handler raises it
+    wherever Python happens to be, and library code that catches Exception
+    (TensorFlow's does, around its feeds) must not swallow or rewrap it.
+    """
 
     def __init__(self, signum, what):
         super().__init__(f"Interrupted by {signal.Signals(signum).name} {what}")
@@ -33,9 +38,11 @@ class StopRequests:
 
     While training steps run (`during_steps`), the first signal is only noted
     (`requested`) and the loop honours it after the current step, once a
-    checkpoint is saved. At any other time, and at a second signal, the run
-    stops at once with Interrupted, whose message is the phase's `what`: what
-    was going on and what is safe.
+    checkpoint is saved; a second one then quits at once, without one (the
+    signals' default action, which needs no Python code to run). At any other
+    time the run stops at once with Interrupted, whose message is the phase's
+    `what`: what was going on and what is safe. (TensorFlow holds the main
+    thread while a step runs: Python sees a signal when that step is done.)
     """
 
     def __init__(self):
@@ -50,17 +57,22 @@ class StopRequests:
     def handle(self, signum, frame):
         if self.during_steps and self.requested is None:
             self.requested = signum
+            for sig in SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            print(f"{signal.Signals(signum).name}: stopping after this step, once a checkpoint is saved "
+                  f"(again to quit at once, without it)", file=sys.stderr)
             return
         raise Interrupted(signum, self.what)
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOPS = StopRequests()  # signals are process-wide, and so is what they do
 
 
 @contextlib.contextmanager
 def signals_handled():
     """SIGINT and SIGTERM go to STOPS while the block runs."""
-    previous = {sig: signal.signal(sig, STOPS.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, STOPS.handle) for sig in SIGNALS}
     try:
         yield STOPS
     finally:

@@ -34,9 +34,13 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
 
 def save_figure(fig, path):
     tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def plot_curves(rows, path):

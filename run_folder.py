@@ -8,10 +8,12 @@
         *.png                  plots (plots.py)
 """
 import csv
+import fcntl
 import io
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 
@@ -29,9 +31,41 @@ PATH_SETTINGS = ("data_dir", "out_dir")
 
 
 def write_atomically(path, text):
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    """Write under a temporary name, then rename: a crash never leaves a half-written file.
+    A failure (a full disk, say) is a TrainingError and leaves the old file as it was."""
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+        raise cannot_write(path, e) from e
+
+
+def cannot_write(path, error):
+    return TrainingError(f"cannot write {path}: {error.strerror or error}; free some space (or make it "
+                         f"writable), then resume from the last checkpoint")
+
+
+def lock(run_dir):
+    """Hold the run folder for this process (released when it ends, even by kill -9), so that
+    two runs never write the same folder; a second one is refused. Returns the lock's file
+    descriptor, to close when done."""
+    fd = os.open(os.path.join(run_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 100).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise ConfigError(f"{run_dir} is in use by another training run ({owner}); wait for it to end or "
+                          f"stop it first") from None
+    try:  # who holds it, for the message above; the lock itself needs no space
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+    except OSError:
+        pass
+    return fd
 
 
 def create_run_dir(out_dir):
@@ -93,7 +127,9 @@ def open_saved_run(path, overrides):
     """(settings, checkpoint) of a saved run folder (its latest checkpoint) or checkpoint:
     the settings of its config.json with `overrides` applied."""
     checkpoint, run_dir = checkpoints.find_checkpoint(path)
-    return settings.make(overrides, saved=saved_settings(run_dir)), checkpoint
+    saved = saved_settings(run_dir)
+    settings.check_resume_overrides(overrides, saved)
+    return settings.make(overrides, saved=saved), checkpoint
 
 
 # ------------------------------------------------------- metrics and events
@@ -122,11 +158,15 @@ class RunLog:
 
     def write(self, step, loss=None, accuracy=None, validation_accuracy=None):
         examples = step * self.batch_size
-        self.csv.writerow({"step": step, "examples": examples,
-                           "minibatch_loss": "" if loss is None else f"{loss:.6f}",
-                           "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
-                           "validation_accuracy": "" if validation_accuracy is None else f"{validation_accuracy:.5f}"})
-        self.file.flush()
+        try:
+            self.csv.writerow({"step": step, "examples": examples,
+                               "minibatch_loss": "" if loss is None else f"{loss:.6f}",
+                               "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
+                               "validation_accuracy": "" if validation_accuracy is None else
+                               f"{validation_accuracy:.5f}"})
+            self.file.flush()
+        except OSError as e:
+            raise cannot_write(self.path, e) from e
         scalars = {"minibatch/loss": loss, "minibatch/accuracy": accuracy, "validation/accuracy": validation_accuracy}
         values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
         self.events.add_summary(tf1.Summary(value=values), global_step=examples)
@@ -142,10 +182,29 @@ def metrics_writer(file):
 
 
 def read_metrics(path):
+    """metrics.csv's rows (dicts of strings). Rows that are damaged (not numbers where numbers
+    belong, a binary mess) are dropped with one warning line: they never fail a run."""
     if not os.path.exists(path):
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        text = f.read().replace("\0", "")
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    intact = [row for row in rows if intact_row(row)]
+    if len(intact) < len(rows) or (reader.fieldnames and reader.fieldnames != METRIC_FIELDS):
+        print(f"warning: {path} is damaged: kept its {len(intact)} intact rows, dropped the rest", file=sys.stderr)
+    return intact
+
+
+def intact_row(row):
+    try:
+        int(row["step"]), int(row["examples"])
+        for name in METRIC_FIELDS[2:]:
+            if row[name] != "":
+                float(row[name])
+        return True
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------ a training run
@@ -166,15 +225,19 @@ class TrainingRun:
             self.checkpoint, self.run_dir = checkpoints.find_checkpoint(resume)
         else:
             self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir)
+        self.lock = lock(self.run_dir)
         self.last_step = (cfg.training_iters - 1) // cfg.batch_size  # the last step the tutorial's loop runs
-        self.log = None
+        self.log = self.started = None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, error_type, *_):
         if self.log:
             self.log.close()
+        if error_type and not self.checkpoint and self.started is None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # a new run stopped before training: nothing to keep
+        os.close(self.lock)
 
     def iter_name(self, step):
         return f"Iter {step * self.cfg.batch_size} (step {step})"
@@ -184,6 +247,7 @@ class TrainingRun:
         done = 0
         if self.checkpoint:
             done = checkpoints.restore(sess, self.model, self.checkpoint, self.mnist.train)
+            checkpoints.forget_nothing(self.model, self.run_dir)
             print(f"Resuming {self.run_dir} after {self.iter_name(done)}")
         save_settings(self.run_dir, self.cfg)
         self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
@@ -200,7 +264,7 @@ class TrainingRun:
         if save and loss is None:  # a checkpoint is written only after a finite loss
             acc, loss = sess.run([self.model.accuracy, self.model.cost], feed_dict=feed)
         if loss is not None:
-            self.check_finite(loss, step)
+            self.check_loss(loss, step)
         validation_accuracy = self.validate(sess, step)
         displayed = step % cfg.display_step == 0
         if displayed or validation_accuracy is not None:
@@ -212,11 +276,13 @@ class TrainingRun:
                                         f"Resume with: python {shlex.quote(sys.argv[0])} "
                                         f"--resume={shlex.quote(self.run_dir)}")
 
-    def check_finite(self, loss, step):
-        """A non-finite loss stops the run before it can reach a checkpoint."""
-        if not np.isfinite(loss):
-            last = tf1.train.latest_checkpoint(self.run_dir) or "none was saved yet"
-            raise TrainingError(f"minibatch loss is {loss} at {self.iter_name(step)}: training diverged; "
+    def check_loss(self, loss, step):
+        """A loss that is not finite, or above max_loss, stops the run before it can reach a checkpoint."""
+        limit = self.cfg.max_loss
+        if not np.isfinite(loss) or (limit and loss > limit):
+            why = "" if not np.isfinite(loss) else f" (above max_loss = {limit:g})"
+            last = checkpoints.latest_checkpoint(self.run_dir) or "none was saved yet"
+            raise TrainingError(f"minibatch loss is {loss}{why} at {self.iter_name(step)}: training diverged; "
                                 f"last good checkpoint: {last}; lower learning_rate (now {self.cfg.learning_rate})")
 
     def validate(self, sess, step):
@@ -249,11 +315,19 @@ class TrainingRun:
               f"(with validation and checkpoints)")
         if cfg.plots:
             STOPS.now(f"while writing plots: the model, metrics and events are saved in {self.run_dir}")
-            import plots  # here: only runs that plot pay for matplotlib
-
-            plots.write_run_plots(self.run_dir, read_metrics(os.path.join(self.run_dir, "metrics.csv")),
-                                  self.mnist.test, full.predicted)
+            self.write_plots(full.predicted)
         print(f"Run folder: {self.run_dir}")
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
                 "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
                 "train_seconds": self.train_seconds, "run_dir": self.run_dir}
+
+    def write_plots(self, predicted):
+        """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""
+        import plots  # here: only runs that plot pay for matplotlib
+
+        try:
+            plots.write_run_plots(self.run_dir, read_metrics(os.path.join(self.run_dir, "metrics.csv")),
+                                  self.mnist.test, predicted)
+        except OSError as e:
+            print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
+                  f"metrics and events are saved", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Scoring a model on a whole data set, and preparing a user's image for it."""
 import collections
+import sys
+import warnings
 
 import numpy as np
 
@@ -37,21 +39,46 @@ def score_full_test_set(sess, model, mnist, cfg):
 def load_digit(path):
     """An image file as one MNIST-like row: 28x28 grayscale in [0, 1], light digit on dark.
 
-    Any size and colour mode is accepted; a dark-on-light image (paper, a
-    drawing program) is inverted, judged by the brightness of its border.
+    Any size and colour mode is accepted. A transparent background is filled
+    with the colour that sets the strokes off (a drawing program's dark pen on
+    nothing becomes dark on white); a dark-on-light image (paper, a drawing
+    program) is then inverted, judged by the brightness of its border. An
+    image with nothing drawn on it gets a warning: its prediction means nothing.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            gray = image.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
-    except (OSError, UnidentifiedImageError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                gray = on_plain_background(image).convert("L").resize((28, 28), Image.Resampling.LANCZOS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ConfigError(f"{path}: too large to read safely ({e}); give a smaller image") from e
+    except (OSError, UnidentifiedImageError, ValueError) as e:
         raise ConfigError(f"{path}: cannot read this image ({e})") from e
     pixels = np.asarray(gray, dtype=np.float32) / 255.0
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.mean() > 0.5:
         pixels = 1.0 - pixels
+    if pixels.max() - pixels.min() < BLANK_CONTRAST:
+        print(f"warning: {path}: no digit in it (the image is blank); the prediction means nothing", file=sys.stderr)
     return pixels.reshape(1, 784)
+
+
+BLANK_CONTRAST = 0.1  # an image whose pixels differ by less than this holds no digit
+
+
+def on_plain_background(image):
+    """The image with any transparency composited onto white (dark strokes) or black (light ones)."""
+    from PIL import Image
+
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return image
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    strokes = np.asarray(rgba.convert("L"))[alpha > 127]
+    background = "white" if strokes.size == 0 or strokes.mean() < 128 else "black"
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
 
 
 def classify(sess, model, pixels, cfg):

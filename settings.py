@@ -5,7 +5,9 @@ parsed as the type of the default and checked against the rules below before
 any work starts. Every problem is a ConfigError naming the setting.
 """
 import argparse
+import difflib
 import math
+import os
 import re
 
 import config
@@ -25,13 +27,19 @@ def config_comments():
 
 
 def parse_value(name, text, default):
-    """`text` as the type of `default`; ConfigError naming the setting otherwise."""
+    """`text` as the type of `default`; ConfigError naming the setting otherwise.
+    An int may be written as any number that is exactly an integer (1e4)."""
     kind = type(default)
     try:
         if kind is bool:
             return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
+        if kind is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError(text)
+            return int(text) if text.strip().lstrip("+-").isdigit() else int(number)
         return kind(text)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         raise ConfigError(f"--{name}={text}: expected {kind.__name__} like the default {default!r}") from None
 
 
@@ -59,9 +67,16 @@ def parse_command_line(argv, description, add_arguments):
                            help=f"{comments.get(name, '')} (default: {default})")
     arguments, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]}; valid names: {', '.join(defaults)}")
+        raise ConfigError(f"unknown setting {unknown[0]}{did_you_mean(unknown[0], defaults)}; "
+                          f"valid names: {', '.join(defaults)}")
     overrides = {name: vars(arguments).pop(name) for name in defaults if name in vars(arguments)}
     return overrides, arguments
+
+
+def did_you_mean(argument, names):
+    name = argument.lstrip("-").split("=")[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+    return f" (did you mean --{close[0]}?)" if close else ""
 
 
 def make(overrides=None, saved=None):
@@ -86,6 +101,9 @@ RULES = [
     ("n_classes", lambda c: c.n_classes == 10, "10, the MNIST digits"),
     ("n_hidden", lambda c: c.n_hidden >= 1, ">= 1"),
     ("learning_rate", lambda c: c.learning_rate > 0 and math.isfinite(c.learning_rate), "> 0 and finite"),
+    ("forget_bias", lambda c: math.isfinite(c.forget_bias), "a finite number"),
+    ("seed", lambda c: 0 <= c.seed < 2**32, "between 0 and 2**32 - 1 (numpy's range for a seed)"),
+    ("max_loss", lambda c: c.max_loss >= 0, ">= 0 (0: no limit)"),
     ("display_step", lambda c: c.display_step >= 1, ">= 1"),
     ("training_iters", lambda c: c.training_iters > c.batch_size,
      "> batch_size, so that at least one step runs (step * batch_size < training_iters)"),
@@ -107,11 +125,53 @@ def check(cfg):
     for name, ok, allowed in RULES:
         if not ok(cfg):
             raise refuse(name, " * ".join(str(getattr(cfg, n)) for n in name.split(" * ")), allowed)
+    check_memory(cfg)
+
+
+def memory_estimate(cfg):
+    """Bytes a training step needs, roughly: the weights four times over (themselves, their
+    gradients, Adam's two slots) and each time step's activations kept for the backward pass."""
+    weights = (cfg.n_input + cfg.n_hidden + 1) * 4 * cfg.n_hidden + (cfg.n_hidden + 1) * cfg.n_classes
+    activations = cfg.batch_size * cfg.n_steps * (cfg.n_input + 12 * cfg.n_hidden)
+    return 4 * (4 * weights + 2 * activations)
+
+
+def available_memory():
+    """Bytes of memory free for this process (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            return 1024 * int(re.search(r"^MemAvailable:\s+(\d+) kB", f.read(), flags=re.M).group(1))
+    except (OSError, AttributeError):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+
+
+def check_memory(cfg):
+    """Refuse sizes that cannot fit before TensorFlow tries (and the process is killed)."""
+    needed, free = memory_estimate(cfg), available_memory()
+    if free and needed > free:
+        raise ConfigError(f"n_hidden = {cfg.n_hidden}, batch_size = {cfg.batch_size}: a training step needs "
+                          f"about {needed / 2**30:.0f} GiB, more than the {free / 2**30:.0f} GiB free here; "
+                          f"choose smaller sizes")
+
+
+# What a checkpoint's step and weights mean: a resumed run cannot change these.
+FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "batch_size")
+
+
+def check_resume_overrides(overrides, saved):
+    for name in FIXED_ON_RESUME:
+        if name in overrides and overrides[name] != saved[name]:
+            raise ConfigError(f"{name} = {overrides[name]} differs from the saved run's {saved[name]}: a checkpoint's "
+                              f"weights and steps are made with the run's {', '.join(FIXED_ON_RESUME)}; leave "
+                              f"{name} out, or start a new run to change it")
 
 
 def check_with_data(cfg, mnist):
     """The rules that depend on the data: run once it is loaded. (validation_size is
     checked by data.read_data_sets, which needs it to split the training file.)"""
+    if mnist.train.num_examples == 0:
+        raise refuse("validation_size", cfg.validation_size, f"below {mnist.validation.num_examples}, the images "
+                                                             f"of the training file, to leave some to train on")
     pixels = mnist.train.images.shape[1]
     if cfg.n_steps * cfg.n_input != pixels:
         raise refuse("n_steps * n_input", f"{cfg.n_steps} * {cfg.n_input}", f"{pixels}, the pixels of one image")

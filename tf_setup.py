@@ -36,7 +36,11 @@ def _import_quietly():
     return tensorflow
 
 
-tf = _import_quietly()
+try:
+    tf = _import_quietly()
+except KeyboardInterrupt:  # the import takes seconds: a Ctrl-C then is common and needs no traceback
+    print("Interrupted by SIGINT while importing TensorFlow: nothing was started", file=sys.stderr)
+    raise SystemExit(130) from None
 tf1 = tf.compat.v1
 tf1.logging.set_verbosity(tf1.logging.ERROR)
 warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")

@@ -1,10 +1,13 @@
 """Bad input is refused before any work; faults after the start lose nothing."""
+import fcntl
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -264,3 +267,176 @@ def test_resume_of_a_checkpoint_from_the_older_data_py_is_one_line(mnist, tmp_pa
     assert code == 2
     assert_one_line_error(err, "older data.py", "start a new run")
     assert open(os.path.join(run_dir, "config.json")).read() == saved_config
+
+
+# ------------------------------------------------------- resuming a saved run
+
+def test_a_resume_with_another_architecture_is_one_line_and_the_run_folder_stays_usable(tiny_run_copy, capsys):
+    run_dir = tiny_run_copy
+    before = {name: open(os.path.join(run_dir, name), "rb").read() for name in ("config.json", "metrics.csv")}
+    code, out, err = run_main(capsys, f"--resume={run_dir}", "--n_hidden=64", "--training_iters=4000")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "n_hidden = 64 differs from the saved run's 128")
+    assert {name: open(os.path.join(run_dir, name), "rb").read() for name in before} == before
+    assert run_main(capsys, run_dir, main=predict.main)[0] == 0
+
+
+def test_a_checkpoint_of_other_sizes_is_one_line_naming_them(tiny_run_copy, capsys):
+    path = os.path.join(tiny_run_copy, "config.json")
+    record = json.load(open(path))
+    record["config"]["n_hidden"] = 64  # as if config.json had been edited by hand
+    json.dump(record, open(path, "w"))
+    code, _, err = run_main(capsys, tiny_run_copy, main=predict.main)
+    assert code == 2
+    assert_one_line_error(err, "holds Variable of shape [128, 10]", "make it [64, 10]", "the run's own settings")
+
+
+def test_a_damaged_checkpoint_names_the_reason_and_an_older_one(tiny_run_copy, capsys):
+    with open(os.path.join(tiny_run_copy, "model.ckpt-29.data-00000-of-00001"), "r+b") as f:
+        f.truncate(1000)
+    code, _, err = run_main(capsys, tiny_run_copy, main=predict.main)
+    assert code == 2
+    assert_one_line_error(err, "model.ckpt-29: cannot restore this checkpoint (Read less bytes than requested)",
+                          f"an older one may be intact: --resume={os.path.join(tiny_run_copy, 'model.ckpt-20')}")
+
+
+@pytest.mark.parametrize("index", [b"", b"\x00\xff\xfe garbage \x00", b'model_checkpoint_path: "/x/model.ckpt-9"'],
+                         ids=["empty", "binary", "names-a-missing-file"])
+def test_a_damaged_checkpoint_index_falls_back_to_the_newest_complete_checkpoint(tiny_run_copy, capsys, index):
+    with open(os.path.join(tiny_run_copy, "checkpoint"), "wb") as f:
+        f.write(index)
+    code, out, err = run_main(capsys, tiny_run_copy, main=predict.main)
+    assert code == 0
+    assert err == (f"warning: {os.path.join(tiny_run_copy, 'checkpoint')} is damaged or names a missing checkpoint; "
+                   f"using the newest complete one, {os.path.join(tiny_run_copy, 'model.ckpt-29')}\n")
+
+
+def test_an_index_with_the_absolute_paths_of_another_folder_uses_this_folders_files(tiny_run_copy, capsys):
+    with open(os.path.join(tiny_run_copy, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "/old/place/model.ckpt-20"\n'
+                'all_model_checkpoint_paths: "/old/place/model.ckpt-20"\n')
+    code, out, err = run_main(capsys, tiny_run_copy, main=predict.main)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == f"Model: {os.path.join(tiny_run_copy, 'model.ckpt-20')}"
+
+
+def test_damaged_metrics_rows_are_dropped_with_one_warning(loaded_mnist, tiny_run_copy, tmp_path, capsys):
+    path = os.path.join(tiny_run_copy, "metrics.csv")
+    rows = open(path).read().splitlines()
+    open(path, "w").write("\n".join([rows[0], rows[1], "20,2000,not-a-number,0.5,", "\x00\x01binary", rows[2]]) + "\n")
+    cfg = tiny_config(tmp_path, training_iters=4000, eval_every=10, plots=True)
+    results = script.train(cfg, fresh_copy(loaded_mnist), resume=tiny_run_copy)
+    assert results["steps"] == 39
+    assert capsys.readouterr().err == f"warning: {path} is damaged: kept its 2 intact rows, dropped the rest\n"
+    assert [row.split(",")[0] for row in open(path).read().splitlines()] == ["step", "10", "20", "30"]
+
+
+def test_resuming_keeps_keep_checkpoints_and_removes_half_written_files(loaded_mnist, tiny_run_copy, tmp_path,
+                                                                         capsys):
+    open(os.path.join(tiny_run_copy, "model.ckpt-30.data-00000-of-00001.tempstate123"), "wb").write(b"x" * 1000)
+    for iters in (4000, 5000):
+        script.train(tiny_config(tmp_path, training_iters=iters, checkpoint_every=10), fresh_copy(loaded_mnist),
+                     resume=tiny_run_copy)
+    assert len(checkpoints.complete_checkpoints(tiny_run_copy)) == 3
+    assert not [name for name in os.listdir(tiny_run_copy) if "tempstate" in name]
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tiny_run_copy, capsys):
+    with open(os.path.join(tiny_run_copy, ".lock"), "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.truncate(0)
+        held.write("pid 4242\n")
+        held.flush()
+        code, out, err = run_main(capsys, f"--resume={tiny_run_copy}", "--training_iters=4000")
+    assert code == 2 and "Iter" not in out
+    assert_one_line_error(err, f"{tiny_run_copy} is in use by another training run (pid 4242)")
+
+
+def test_a_new_run_stopped_before_training_leaves_no_folder(mnist, tmp_path, monkeypatch):
+    def interrupted(self, sess):
+        raise errors.Interrupted(signal.SIGINT, errors.STOPS.what)
+    monkeypatch.setattr(script.run_folder.TrainingRun, "start", interrupted)
+    with pytest.raises(errors.Interrupted, match="before training started: nothing was saved"):
+        script.train(tiny_config(tmp_path), mnist)
+    assert os.listdir(tmp_path / "runs") == []
+
+
+def test_a_finite_but_exploded_loss_stops_the_run(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--learning_rate=1e30", "--training_iters=3000", "--display_step=1",
+                            f"--out_dir={tmp_path}", "--plots=0")
+    assert code == 1
+    assert_one_line_error(err, "(above max_loss = 10000)", "training diverged", "lower learning_rate")
+
+
+def test_a_second_signal_during_steps_is_left_to_the_default_action():
+    stops = errors.StopRequests()
+    stops.during_steps = True
+    with errors.signals_handled():
+        stops.handle(signal.SIGINT, None)
+        assert stops.requested == signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_tensorflow_imports_is_one_line():
+    process = start("-c", "import tf_setup")
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err == "Interrupted by SIGINT while importing TensorFlow: nothing was started\n"
+
+
+# ------------------------------------------------------------- a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real, tiny filesystem (tmpfs of 1 MiB) to fill; skipped where mounting is not allowed."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not root'}); "
+                    f"test_full_disk_while_saving_is_reported_and_the_previous_checkpoint_stays simulates the errno")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder, leave=0):
+    """Fill the filesystem of `folder` up to `leave` bytes."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(os.path.join(folder, "filler"), "wb") as f:
+        f.write(b"\0" * max(free - leave, 0))
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_the_first_checkpoint_is_one_line(small_disk):
+    process = subprocess.run([sys.executable, SCRIPT, "--training_iters=1500", "--checkpoint_every=10",
+                              f"--out_dir={small_disk}", "--plots=0"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 1
+    (run_dir,) = [str(p) for p in small_disk.iterdir()]
+    assert_one_line_error(process.stderr, f"could not write the checkpoint of step 10 in {run_dir}:",
+                          "No space left on device", "the previous checkpoint (none) is intact")
+    assert not [name for name in os.listdir(run_dir) if "tempstate" in name or name.endswith(".tmp")]
+
+
+def test_a_full_disk_before_training_is_one_line_and_leaves_nothing(small_disk, mnist, capsys):
+    fill(small_disk)
+    with pytest.raises(errors.TrainingError, match=r"cannot write .*config\.json: No space left on device"):
+        script.train(tiny_config(small_disk), mnist)
+    assert os.listdir(small_disk / "runs") == []
+
+
+def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_path, capsys, monkeypatch):
+    def no_space(*args, **kwargs):  # filling a disk exactly between training and the plots is not practical
+        raise OSError(28, "No space left on device")
+    import plots
+
+    monkeypatch.setattr(plots.plt.Figure, "savefig", no_space)
+    results = script.train(tiny_config(tmp_path, training_iters=1500, plots=True), mnist)
+    out, err = capsys.readouterr()
+    assert err == (f"warning: could not write the plots in {results['run_dir']} (No space left on device); "
+                   f"the model, metrics and events are saved\n")
+    assert out.splitlines()[-1] == f"Run folder: {results['run_dir']}"
+    assert not [name for name in os.listdir(results["run_dir"]) if name.endswith((".png", ".tmp"))]

@@ -6,10 +6,12 @@ import json
 import os
 import re
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
-from conftest import fresh_copy, tiny_config
+from conftest import assert_one_line_error, fresh_copy, run_main, tiny_config
 from PIL import Image
 
 import checkpoints
@@ -166,3 +168,36 @@ def test_load_digit_inverts_dark_on_light_only(tmp_path, mnist):
     Image.fromarray((image.reshape(28, 28) * 255).astype(np.uint8)).save(tmp_path / "mnist.png")
     paper, screen = scoring.load_digit(str(tmp_path / "paper.png")), scoring.load_digit(str(tmp_path / "mnist.png"))
     assert np.abs(paper - image).max() < 0.02 and np.abs(screen - image).max() < 0.02
+
+
+@pytest.mark.parametrize("pen", [0, 255], ids=["dark-pen", "light-pen"])
+def test_a_drawing_on_a_transparent_background_reads_like_the_digit(tmp_path, mnist, pen):
+    image = mnist.test.images[0].reshape(28, 28)
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., :3] = pen
+    rgba[..., 3] = np.rint(image * 255)  # the stroke is in the alpha channel alone
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "drawing.png")
+    assert np.abs(scoring.load_digit(str(tmp_path / "drawing.png")) - image.reshape(1, 784)).max() < 0.02
+
+
+def png_header_only(path, width, height):
+    """A PNG that declares a size without holding its pixels, as a decompression bomb does."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+
+def test_a_huge_image_is_one_line(tiny_run, tmp_path, capsys):
+    png_header_only(tmp_path / "huge.png", 20000, 20000)
+    code, out, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "huge.png"), main=predict.main)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "huge.png: too large to read safely", "give a smaller image")
+
+
+def test_a_blank_image_is_predicted_with_a_warning(tiny_run, tmp_path, capsys):
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    code, out, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "blank.png"), main=predict.main)
+    assert code == 0 and out.startswith("Predicted digit: ")
+    assert err == (f"warning: {tmp_path / 'blank.png'}: no digit in it (the image is blank); "
+                   f"the prediction means nothing\n")

@@ -122,3 +122,42 @@ def test_config_json_that_is_not_settings(tmp_path):
     (tmp_path / "config.json").write_text('{"config": [1, 2]}')
     with pytest.raises(errors.ConfigError, match="cannot read the run's settings"):
         run_folder.saved_settings(str(tmp_path))
+
+
+@pytest.mark.parametrize("override,words", [
+    ("--seed=-1", ["seed = -1", "between 0 and 2**32 - 1"]),
+    ("--seed=1e20", ["seed = 100000000000000000000", "between 0 and 2**32 - 1"]),
+    ("--forget_bias=nan", ["forget_bias = nan", "finite"]),
+    ("--max_loss=-1", ["max_loss = -1.0", ">= 0"]),
+    ("--validation_size=60000", ["validation_size = 60000", "below 60000", "leave some to train on"]),
+    ("--n_hidden=100000", ["n_hidden = 100000", "GiB", "choose smaller sizes"]),
+    ("--batch_size=1000000", ["n_hidden = 128, batch_size = 1000000", "GiB", "choose smaller sizes"]),
+    ("--batch_size=56000", ["batch_size = 56000", "at most the training images (55000)"]),
+])
+def test_settings_that_would_fail_inside_tensorflow_are_refused_first(capsys, tmp_path, override, words):
+    out_dir = tmp_path / "runs"
+    code, out, err = run_main(capsys, override, "--training_iters=1e7", f"--out_dir={out_dir}")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *words)
+    assert not out_dir.exists()
+
+
+def test_an_int_may_be_written_as_a_whole_number_in_any_notation():
+    overrides, _ = settings.parse_command_line(["--training_iters=1e4", "--batch_size=64.0"], "",
+                                               script.add_resume_argument)
+    assert overrides == {"training_iters": 10000, "batch_size": 64}
+    assert type(overrides["training_iters"]) is int
+
+
+def test_a_misspelt_setting_gets_a_suggestion():
+    with pytest.raises(errors.ConfigError, match=re.escape("unknown setting --batchsize=5 (did you mean "
+                                                           "--batch_size?)")):
+        settings.parse_command_line(["--batchsize=5"], "", script.add_resume_argument)
+
+
+@pytest.mark.parametrize("name,value", [("n_hidden", 64), ("n_input", 14), ("batch_size", 50)])
+def test_a_resume_cannot_change_what_a_checkpoint_means(name, value):
+    saved = settings.config_values()
+    with pytest.raises(errors.ConfigError, match=f"{name} = {value} differs from the saved run's {saved[name]}"):
+        settings.check_resume_overrides({name: value}, saved)
+    settings.check_resume_overrides({name: saved[name], "training_iters": 5}, saved)  # unchanged: fine
