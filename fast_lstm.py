@@ -23,6 +23,8 @@ oneDNN's. Here:
   get faster with a second thread, two of them side by side do).
 Measured on a 2-core machine: benchmarks/README.md.
 """
+import types
+
 from tf_setup import tf, tf1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
@@ -39,13 +41,48 @@ def lstm_variables(n_input, n_hidden):
     return kernel, bias
 
 
+def gate_scaling(n_hidden, forget_bias):
+    """(scale, shift) of the kernel's and bias's columns: scale doubles the j columns (one
+    sigmoid gives tanh(j) too), shift adds forget_bias to the f columns."""
+    ones, zeros = tf.ones([n_hidden]), tf.zeros([n_hidden])
+    scale = tf.concat([ones, 2 * ones, ones, ones], axis=0)
+    shift = tf.concat([zeros, zeros, tf.fill([n_hidden], float(forget_bias)), zeros], axis=0)
+    return scale, shift
+
+
+def recurrence(x, w, b, n_input):
+    """The forward pass, unrolled, with the scaled weights: per time step, lists of [x_t, h]
+    (xh), the gates' sigmoid (s), tanh(j) (tj), c before the step (c), tanh(c) (tc) and h."""
+    steps = types.SimpleNamespace(xh=[], s=[], tj=[], c=[], tc=[], h=[])
+    h = c = None
+    for x_t in tf.unstack(x, axis=1):
+        xh = x_t if h is None else tf.concat([x_t, h], axis=1)
+        s = tf.sigmoid(tf.nn.bias_add(tf.matmul(xh, w[:n_input] if h is None else w), b))
+        i, sj, f, o = tf.split(s, 4, axis=1)
+        tj = 2.0 * sj - 1.0
+        steps.c.append(c)
+        c = i * tj if c is None else f * c + i * tj
+        tc = tf.tanh(c)
+        h = o * tc
+        steps.xh.append(xh)
+        steps.s.append(s)
+        steps.tj.append(tj)
+        steps.tc.append(tc)
+        steps.h.append(h)
+    return steps
+
+
+def every_output(x, kernel, bias, forget_bias):
+    """h at every time step, (batch, n_steps, n_hidden): the forward pass alone, for inference."""
+    scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
+    steps = recurrence(x, kernel * scale, (bias + shift) * scale, x.shape[2])
+    return tf.stack(steps.h, axis=1)
+
+
 def last_output(x, kernel, bias, forget_bias):
     """h at the last time step, (batch, n_hidden), for x of (batch, n_steps, n_input)."""
     n_steps, n_input = x.shape[1], x.shape[2]
-    n_hidden = kernel.shape[1] // 4
-    ones, zeros = tf.ones([n_hidden]), tf.zeros([n_hidden])
-    scale = tf.concat([ones, 2 * ones, ones, ones], axis=0)  # doubles the j columns
-    shift = tf.concat([zeros, zeros, tf.fill([n_hidden], float(forget_bias)), zeros], axis=0)
+    scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
 
     @tf.custom_gradient
     def lstm(x, kernel, bias):
@@ -55,26 +92,8 @@ def last_output(x, kernel, bias, forget_bias):
         # scaling comes after the transpose, so the matmuls read a Mul, and grappler
         # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
-        inputs = tf.unstack(x, axis=1)
-
-        def gates(xh, weights):
-            return tf.sigmoid(tf.nn.bias_add(tf.matmul(xh, weights), b))
-
-        xh_steps, s_steps, tj_steps, c_steps, tc_steps = [], [], [], [], []
-        h = c = None
-        for t in range(n_steps):
-            xh = inputs[t] if h is None else tf.concat([inputs[t], h], axis=1)
-            s = gates(xh, w[:n_input] if h is None else w)
-            i, sj, f, o = tf.split(s, 4, axis=1)
-            tj = 2.0 * sj - 1.0
-            c_steps.append(c)
-            c = i * tj if c is None else f * c + i * tj
-            tc = tf.tanh(c)
-            h = o * tc
-            xh_steps.append(xh)
-            s_steps.append(s)
-            tj_steps.append(tj)
-            tc_steps.append(tc)
+        steps = recurrence(x, w, b, n_input)
+        xh_steps, s_steps, tj_steps, c_steps, tc_steps = steps.xh, steps.s, steps.tj, steps.c, steps.tc
 
         def grad(dh):
             d_steps = [None] * n_steps
@@ -93,7 +112,7 @@ def last_output(x, kernel, bias, forget_bias):
             d_bias = tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]) * scale
             return None, d_kernel, d_bias
 
-        return h, grad
+        return steps.h[-1], grad
 
     kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
     batch = tf.shape(x)[0]

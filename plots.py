@@ -1,4 +1,4 @@
-"""The PNG plots a run leaves in its folder: curves, sample predictions, confusion matrix.
+"""The PNG plots a run leaves in its folder: curves, sample predictions, confusion matrix, reading.
 
 Each is written to a temporary name and renamed into place, so a crash mid-write
 never leaves a half-written picture.
@@ -11,18 +11,23 @@ import numpy as np
 plt.switch_backend("Agg")  # files only: no display needed
 
 PREDICTION_GRID = 48  # test digits shown in predictions.png
+READING_DIGITS = 6  # test digits shown in reading.png
 
 
-def write_run_plots(run_dir, metrics_rows, test, predicted):
-    """curves.png, predictions.png and confusion.png of a finished run.
+def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of):
+    """curves.png, predictions.png, confusion.png and reading.png of a finished run.
 
-    `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it.
+    `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
+    `step_probabilities_of(images)` the model's class probabilities after every row.
     """
     true = np.argmax(test.labels, axis=1)
     plot_curves(metrics_rows, os.path.join(run_dir, "curves.png"))
     shown = digits_to_show(predicted, true)
     plot_predictions(test.images[shown], predicted[shown], true[shown], os.path.join(run_dir, "predictions.png"))
     plot_confusion(predicted, true, os.path.join(run_dir, "confusion.png"))
+    shown = digits_to_show(predicted, true, READING_DIGITS)
+    plot_reading(test.images[shown], step_probabilities_of(test.images[shown]), true[shown],
+                 os.path.join(run_dir, "reading.png"))
 
 
 def digits_to_show(predicted, true, count=PREDICTION_GRID):
@@ -94,4 +99,36 @@ def plot_confusion(predicted, true, path):
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"Confusion matrix\n{len(true)} test images, accuracy {np.mean(predicted == true):.4f}")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
+    save_figure(fig, path)
+
+
+def plot_reading(images, step_probabilities, true, path):
+    """For each digit: the image with its rows revealed a quarter at a time, and the probability
+    of each class after every row read (the true class green, a wrong final answer red)."""
+    n_digits, n_steps = step_probabilities.shape[:2]
+    revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
+    fig = plt.figure(figsize=(12, 1.8 * n_digits + 0.6))
+    grid = fig.add_gridspec(n_digits, 6, width_ratios=[1, 1, 1, 1, 0.15, 6], hspace=0.6)
+    for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
+        image = image.reshape(n_steps, -1)
+        for j, rows in enumerate(revealed):
+            ax = fig.add_subplot(grid[k, j])
+            ax.imshow(np.concatenate([image[:rows], 0.15 * image[rows:]]), cmap="gray", vmin=0, vmax=1)
+            ax.axis("off")
+            if k == 0:
+                ax.set_title(f"rows 1-{rows}", fontsize=9)
+        answer = int(np.argmax(probabilities[-1]))
+        ax = fig.add_subplot(grid[k, 5])
+        for digit in range(probabilities.shape[1]):
+            color = "tab:green" if digit == label else "tab:red" if digit == answer else None
+            ax.plot(range(1, n_steps + 1), probabilities[:, digit], color=color or "0.75", lw=2.5 if color else 1)
+            if color:
+                ax.annotate(str(digit), (n_steps, probabilities[-1, digit]), xytext=(3, 0),
+                            textcoords="offset points", fontsize=8, color=color, va="center")
+        ax.set(xlim=(1, n_steps), ylim=(-0.02, 1.02), ylabel="probability")
+        ax.set_title(f"true {label}, final answer {answer}", fontsize=9, color="black" if answer == label else "red")
+        ax.grid(alpha=0.3)
+        if k == n_digits - 1:
+            ax.set_xlabel("rows read")
+    fig.suptitle("How the LSTM reads: its answer after each row of the image", y=0.93)
     save_figure(fig, path)

@@ -315,19 +315,22 @@ class TrainingRun:
               f"(with validation and checkpoints)")
         if cfg.plots:
             STOPS.now(f"while writing plots: the model, metrics and events are saved in {self.run_dir}")
-            self.write_plots(full.predicted)
+            self.write_plots(sess, full.predicted)
         print(f"Run folder: {self.run_dir}")
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
                 "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
                 "train_seconds": self.train_seconds, "run_dir": self.run_dir}
 
-    def write_plots(self, predicted):
+    def write_plots(self, sess, predicted):
         """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""
         import plots  # here: only runs that plot pay for matplotlib
 
+        def step_probabilities_of(images):
+            return sess.run(self.model.reading.probabilities,
+                            {self.model.x: images.reshape((-1, self.cfg.n_steps, self.cfg.n_input))})
         try:
             plots.write_run_plots(self.run_dir, read_metrics(os.path.join(self.run_dir, "metrics.csv")),
-                                  self.mnist.test, predicted)
+                                  self.mnist.test, predicted, step_probabilities_of)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

@@ -5,34 +5,39 @@ import warnings
 
 import numpy as np
 
+import reading
 from errors import ConfigError
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
 
-Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted"])
+# step_predicted: the answer after every row, (N, n_steps), where asked for (else None).
+Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted", "step_predicted"])
 
 
-def evaluate(sess, model, dataset, cfg):
-    """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per run."""
-    total_loss = 0.0
-    predicted = []
+def evaluate(sess, model, dataset, cfg, every_row=False):
+    """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per
+    run; with `every_row`, also the answer after every row read."""
+    fetches = [model.cost, model.predicted] + ([model.reading.predicted] if every_row else [])
+    total_loss, outputs = 0.0, []
     for start in range(0, dataset.num_examples, EVAL_BATCH):
         images = dataset.images[start:start + EVAL_BATCH]
         feed = {model.x: images.reshape((-1, cfg.n_steps, cfg.n_input)),
                 model.y: dataset.labels[start:start + EVAL_BATCH]}
-        loss, classes = sess.run([model.cost, model.predicted], feed)
+        loss, *arrays = sess.run(fetches, feed)
         total_loss += loss * len(images)
-        predicted.append(classes)
-    predicted = np.concatenate(predicted)
+        outputs.append(arrays)
+    predicted, *step_predicted = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
     accuracy = float(np.mean(predicted == np.argmax(dataset.labels, axis=1)))
-    return Score(total_loss / dataset.num_examples, accuracy, predicted)
+    return Score(total_loss / dataset.num_examples, accuracy, predicted, step_predicted[0] if every_row else None)
 
 
 def score_full_test_set(sess, model, mnist, cfg):
-    """Loss and accuracy on every test image, printed on a line of its own."""
-    score = evaluate(sess, model, mnist.test, cfg)
+    """Loss and accuracy on every test image, and the row by which the answer settles,
+    each printed on a line of its own."""
+    score = evaluate(sess, model, mnist.test, cfg, every_row=True)
     print(f"Full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
           f"({mnist.test.num_examples} images)")
+    reading.print_reading_line(score.step_predicted)
     return score
 
 

@@ -20,6 +20,7 @@ import checkpoints
 import data
 import errors
 import fast_lstm
+import reading
 import run_folder
 import settings
 from tf_setup import tf, tf1
@@ -77,16 +78,20 @@ def build_graph(cfg):
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
 
-        # Beyond the tutorial: predictions, and what checkpoints hold besides the variables.
+        # Beyond the tutorial: predictions, the answer after every row read (reading.py),
+        # and what checkpoints hold besides the variables.
         predicted = tf.argmax(pred, 1, name="predicted")
         probabilities = tf.nn.softmax(pred, name="probabilities")
+        every_output = outputs if cfg.cell == "basic" else fast_lstm.every_output(x, kernel, bias, cfg.forget_bias)
+        rows_read = reading.add_to_graph(every_output, weights["out"], biases["out"])
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints)
 
         init = tf1.global_variables_initializer()
     return types.SimpleNamespace(
         graph=graph, x=x, y=y, weights=weights, biases=biases, lstm_cell=lstm_cell, outputs=outputs, pred=pred,
         cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy, init=init,
-        global_step=global_step, predicted=predicted, probabilities=probabilities, checkpoints=saving)
+        global_step=global_step, predicted=predicted, probabilities=probabilities, reading=rows_read,
+        checkpoints=saving)
 
 
 def session_config(cfg):

@@ -68,7 +68,7 @@ def test_event_file_holds_the_scalars_and_graph(tiny_run):
     assert set(tags) == {"minibatch/loss", "minibatch/accuracy", "validation/accuracy"}
 
 
-@pytest.mark.parametrize("name", ["curves.png", "predictions.png", "confusion.png"])
+@pytest.mark.parametrize("name", ["curves.png", "predictions.png", "confusion.png", "reading.png"])
 def test_plots_are_real_pictures(tiny_run, name):
     _, metrics, _ = tiny_run
     with Image.open(os.path.join(metrics["run_dir"], name)) as image:
@@ -97,7 +97,7 @@ def test_predict_scores_the_run_as_training_did(tiny_run, capsys):
     _, metrics, lines = tiny_run
     assert predict.main([metrics["run_dir"]]) == 0
     out = capsys.readouterr().out.splitlines()
-    testing = [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:"))]
+    testing = [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:", "Reading:"))]
     assert out[1:] == testing and out[0] == f"Model: {os.path.join(metrics['run_dir'], 'model.ckpt-29')}"
 
 
@@ -108,7 +108,7 @@ def test_a_moved_run_folder_still_resumes_and_scores(tiny_run, tmp_path, capsys)
     assert predict.main([moved]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"Model: {os.path.join(moved, 'model.ckpt-29')}"
-    assert out[1:] == [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:"))]
+    assert out[1:] == [line for line in lines if line.startswith(("Testing Accuracy:", "Full test set:", "Reading:"))]
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys):

@@ -61,9 +61,11 @@ def test_script_end_to_end_from_another_folder(tmp_path):
     assert lines[5] == "Optimization Finished!"
     assert re.fullmatch(r"Testing Accuracy: [01]\.\d+", lines[6])
     assert re.fullmatch(r"Full test set: average loss \d+\.\d{4}, accuracy [01]\.\d{4} \(10000 images\)", lines[7])
+    assert re.fullmatch(r"Reading: the final answer is reached, and kept, after row \d+\.\d of 28 on average "
+                        r"\(10000 test images\)", lines[8])
     assert re.fullmatch(r"Training time: \d+\.\d s for 19 steps, \d+ examples/s \(with validation and checkpoints\)",
-                        lines[8])
-    assert lines[9] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 10
+                        lines[9])
+    assert lines[10] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 11
     assert result.stderr == ""
 
 

@@ -1,0 +1,39 @@
+"""Watching the LSTM read: what the model would answer after each row of the image.
+
+The network reads an image as a sequence, one row per time step; the
+tutorial's readout only looks at the last step's output. Put through the same
+readout, every step's output says which digit the model would answer had the
+image ended there. That is what reading.png, the log's reading line and the
+drawing page (serve.py) show.
+"""
+import types
+
+import numpy as np
+
+from tf_setup import tf
+
+
+def add_to_graph(every_output, w, b):
+    """Class probabilities after every row, (batch, n_steps, n_classes), and their argmax,
+    from the LSTM's output at every step (batch, n_steps, n_hidden) and the readout w, b."""
+    n_steps, n_hidden = every_output.shape[1], every_output.shape[2]
+    logits = tf.matmul(tf.reshape(every_output, [-1, n_hidden]), w) + b
+    probabilities = tf.reshape(tf.nn.softmax(logits), [-1, n_steps, w.shape[1]], name="step_probabilities")
+    return types.SimpleNamespace(probabilities=probabilities, predicted=tf.argmax(probabilities, axis=2))
+
+
+def row_of_final_answer(step_predicted):
+    """For each image (rows of step_predicted, (N, n_steps)), the row (1-based) after which the
+    model's answer is its final one and stays so to the end."""
+    final = step_predicted[:, -1:]
+    changed = step_predicted != final
+    # The last row whose answer differs from the final one; the answer settles on the row after.
+    last_change = np.where(changed.any(axis=1), step_predicted.shape[1] - np.argmax(changed[:, ::-1], axis=1), 0)
+    return last_change + 1
+
+
+def print_reading_line(step_predicted):
+    rows = row_of_final_answer(step_predicted)
+    print(f"Reading: the final answer is reached, and kept, after row {rows.mean():.1f} of "
+          f"{step_predicted.shape[1]} on average ({len(rows)} test images)")
+    return float(rows.mean())
