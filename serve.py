@@ -1,0 +1,183 @@
+"""A local page to draw a digit on and watch the LSTM read it, row by row.
+
+    python serve.py runs/RUN                  # then open the address it prints
+    python serve.py runs/RUN --port=0         # any free port
+
+The page (page/: HTML, JavaScript and CSS, no CDN: it works offline) sends
+the drawing; the server prepares it exactly as predict.py prepares an image
+file, runs the model once and answers with the 28x28 image the model sees and
+the probabilities of the ten digits after every row. Python's standard HTTP
+server is enough for one local page. It listens on 127.0.0.1 unless --host
+says otherwise (then anyone who can reach the machine can use it: there is no
+authentication).
+"""
+import http.server
+import ipaddress
+import json
+import os
+import sys
+import threading
+
+import numpy as np
+
+import errors
+import predict
+import run_folder
+import scoring
+import settings
+
+PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
+FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/style.css": ("style.css", "text/css; charset=utf-8")}
+MAX_BODY = 4 * 1024 * 1024  # bytes of a request: a 1024x1024 drawing as JSON fits
+MAX_SIDE = 1024  # pixels of a drawing's width or height
+
+
+class BadRequest(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class Reader:
+    """The model, restored once. TF1's Session.run may be called from several threads at once,
+    so every request thread shares it."""
+
+    def __init__(self, cfg, checkpoint):
+        self.cfg, self.checkpoint = cfg, checkpoint
+        self.sess, self.model = predict.restored_session(cfg, checkpoint)
+
+    def read(self, image):
+        """What the page shows for a PIL image of a drawing."""
+        pixels = scoring.digit_pixels(image)
+        feed = {self.model.x: pixels.reshape((1, self.cfg.n_steps, self.cfg.n_input))}
+        steps = self.sess.run(self.model.reading.probabilities, feed)[0]
+        return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(steps, 5).tolist(),
+                "answer": int(np.argmax(steps[-1])), "blank": scoring.is_blank(pixels)}
+
+
+def parse_drawing(body):
+    """A PIL image from the page's JSON: {"width": W, "height": H, "pixels": [W*H gray values 0-255]}."""
+    from PIL import Image
+
+    try:
+        drawing = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(400, f"the body is not JSON ({e})") from e
+    if not isinstance(drawing, dict) or not {"width", "height", "pixels"} <= drawing.keys():
+        raise BadRequest(400, 'expected {"width": W, "height": H, "pixels": [W*H numbers 0-255]}')
+    width, height = drawing["width"], drawing["height"]
+    if not all(type(side) is int and 1 <= side <= MAX_SIDE for side in (width, height)):
+        raise BadRequest(400, f"width and height must be whole numbers from 1 to {MAX_SIDE}")
+    try:
+        pixels = np.asarray(drawing["pixels"], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise BadRequest(400, "pixels must be a flat list of numbers") from e
+    if pixels.shape != (width * height,):
+        raise BadRequest(400, f"pixels holds {pixels.size} values, width x height is {width * height}")
+    if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
+        raise BadRequest(400, "pixels must be finite numbers from 0 to 255")
+    return Image.fromarray(np.rint(pixels).astype(np.uint8).reshape(height, width), "L")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "lstm-mnist"
+    timeout = 30  # seconds a slow client may hold a connection
+
+    def do_GET(self):
+        if self.path not in FILES:
+            return self.send_json(404, {"error": f"no page at {self.path}"})
+        name, content_type = FILES[self.path]
+        with open(os.path.join(PAGE_DIR, name), "rb") as f:
+            self.send_body(200, f.read(), content_type)
+
+    def do_POST(self):
+        try:
+            if self.path != "/api/read":
+                raise BadRequest(404, f"nothing to post to at {self.path}; the model reads at /api/read")
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                raise BadRequest(411, "a Content-Length is needed")
+            if int(length) > MAX_BODY:
+                self.close_connection = True  # the body is not read: the connection cannot go on
+                raise BadRequest(413, f"the body is over {MAX_BODY} bytes")
+            self.send_json(200, self.server.reader.read(parse_drawing(self.rfile.read(int(length)))))
+        except BadRequest as e:
+            self.send_json(e.status, {"error": str(e)})
+
+    def refuse_method(self):
+        self.send_json(405, {"error": f"{self.command} is not allowed here: GET the page, POST to /api/read"},
+                       {"Allow": "GET, POST"})
+
+    do_PUT = do_DELETE = do_PATCH = refuse_method
+
+    def send_json(self, status, payload, headers=None):
+        self.send_body(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def send_body(self, status, body, content_type, headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass  # a request log would bury the address line; errors go back to the page
+
+
+def make_server(reader, host="127.0.0.1", port=0):
+    """A threading HTTP server for `reader`, listening (port 0: any free port)."""
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+    except OSError as e:
+        raise errors.ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port "
+                                 f"or --host") from e
+    server.daemon_threads = True
+    server.reader = reader
+    return server
+
+
+def serve_in_thread(server):
+    """Serve from a background thread (tests, notebooks); returns the thread."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def host_warning(host):
+    """A warning line for a host other clients can reach, or None for loopback."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    return None if loopback else (f"warning: --host={host}: the page and the model are reachable from other "
+                                  f"machines, without authentication")
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="RUN_DIR|CKPT", help="a run folder (its latest checkpoint) or a checkpoint")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0: any free port (default: 8000)")
+
+
+def main(argv=None):
+    def serve():
+        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
+        cfg, checkpoint = run_folder.open_saved_run(arguments.model, overrides)
+        server = make_server(Reader(cfg, checkpoint), arguments.host, arguments.port)
+        warning = host_warning(arguments.host)
+        if warning:
+            print(warning, file=sys.stderr)
+        host, port = server.server_address[:2]
+        print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
+        errors.STOPS.now("while serving: nothing is written, nothing to lose")
+        with server:
+            server.serve_forever()
+    return errors.run_entry_point(serve)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

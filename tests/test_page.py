@@ -1,0 +1,91 @@
+"""The drawing page in a real browser: headless Chromium drives it with mouse events."""
+import json
+import os
+import shutil
+import urllib.request
+
+import numpy as np
+import pytest
+
+import serve
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="no Chromium here: apt-get install -y chromium chromium-driver (.ci/run does)")
+SHOT = os.environ.get("PAGE_SCREENSHOT")  # where to keep the screenshot, for the README
+
+
+@pytest.fixture(scope="module")
+def page_server(tiny_run):
+    cfg, results, _ = tiny_run
+    httpd = serve.make_server(serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29")))
+    serve.serve_in_thread(httpd)
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1300,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def draw_with_the_mouse(driver, canvas, image):
+    """Trace a 28x28 image on the 280x280 pad: one mouse stroke along each run of ink in each row."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    cell, half = 10, 140
+    for y, row in enumerate(image.reshape(28, 28) > 0.5):
+        xs = np.flatnonzero(row)
+        for run in np.split(xs, np.flatnonzero(np.diff(xs) > 1) + 1) if len(xs) else []:
+            x0, x1, cy = run[0] * cell + 5 - half, run[-1] * cell + 5 - half, y * cell + 5 - half
+            ActionChains(driver).move_to_element_with_offset(canvas, x0, cy).click_and_hold() \
+                .move_by_offset(max(x1 - x0, 1), 0).release().perform()
+
+
+@pytest.mark.slow
+def test_drawing_a_real_mnist_digit_shows_the_models_reading(page_server, browser, mnist, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(page_server)
+    canvas = browser.find_element(By.ID, "pad")
+    image = mnist.test.images[0]  # a 7
+    draw_with_the_mouse(browser, canvas, image)
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                     == "done")
+
+    # The page shows what the server answers for the drawing it sent.
+    drawing = browser.execute_script("return window.lastDrawing;")
+    request = urllib.request.Request(page_server + "api/read", data=json.dumps(drawing).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        expected = json.load(response)
+    answer = browser.find_element(By.ID, "answer")
+    assert answer.get_attribute("data-digit") == str(expected["answer"])
+    assert answer.text == f"Answer: {expected['answer']}"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")) == 28
+    assert browser.find_element(By.ID, "row").text == f"after row 28 of 28: {expected['answer']}"
+    # What the model saw is the digit that was drawn.
+    assert np.corrcoef(expected["image"], image)[0, 1] > 0.7
+    browser.save_screenshot(SHOT or str(tmp_path / "page.png"))
+
+    # Undo every stroke: the page is empty again.
+    strokes = browser.execute_script("return strokes.length;")
+    for _ in range(strokes):
+        browser.find_element(By.ID, "undo").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                     == "empty")
+    assert answer.text == "Draw a digit."

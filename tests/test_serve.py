@@ -1,0 +1,157 @@
+"""serve.py: the drawing page's server, on 127.0.0.1, with bounded clients."""
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+import scoring
+import serve
+
+TIMEOUT = 30  # seconds any one request may take
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    cfg, results, _ = tiny_run
+    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
+    httpd = serve.make_server(reader)
+    serve.serve_in_thread(httpd)
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", reader
+    httpd.shutdown()
+    httpd.server_close()
+    reader.sess.close()
+
+
+def drawing_of(image, size=280):
+    """An MNIST image (784,) as the page sends it: a size x size canvas, white on black, 0-255."""
+    big = Image.fromarray(np.uint8(np.rint(image.reshape(28, 28) * 255))).resize((size, size), Image.Resampling.BICUBIC)
+    return {"width": size, "height": size, "pixels": np.asarray(big).ravel().tolist()}
+
+
+def request(base, path, method="GET", body=None, headers=None):
+    """(status, parsed JSON or text, headers) of one request."""
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=TIMEOUT)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+        kind = response.getheader("Content-Type", "")
+        return response.status, json.loads(data) if kind == "application/json" else data.decode(), response.headers
+    finally:
+        connection.close()
+
+
+def post(base, payload):
+    return request(base, "/api/read", "POST", json.dumps(payload), {"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("path,kind,text", [("/", "text/html", "<canvas id=\"pad\""),
+                                            ("/app.js", "text/javascript", "/api/read"),
+                                            ("/style.css", "text/css", "#pad")])
+def test_the_page_and_its_files_are_served_by_the_project(server, path, kind, text):
+    status, body, headers = request(server[0], path)
+    assert status == 200 and headers["Content-Type"].startswith(kind) and text in body
+    assert "http://" not in body and "https://" not in body  # nothing from a CDN: it works offline
+
+
+def test_a_drawing_is_read_as_predict_reads_the_same_image(server, mnist, tmp_path):
+    base, reader = server
+    image = mnist.test.images[3]
+    drawing = drawing_of(image)
+    status, result, _ = post(base, drawing)
+    assert status == 200 and result["blank"] is False
+    steps = np.array(result["steps"])
+    assert steps.shape == (28, 10) and np.allclose(steps.sum(axis=1), 1, atol=1e-3)
+    assert result["answer"] == int(np.argmax(steps[-1]))
+    # One preprocessing for both: the same picture as a PNG file gives predict.py the same 28x28 image.
+    Image.fromarray(np.uint8(drawing["pixels"]).reshape(280, 280)).save(tmp_path / "drawing.png")
+    np.testing.assert_allclose(result["image"], scoring.load_digit(str(tmp_path / "drawing.png"))[0], atol=1e-4)
+    assert np.corrcoef(result["image"], image)[0, 1] > 0.9  # and it is the digit that was drawn
+
+
+def test_a_blank_drawing_says_so(server):
+    status, result, _ = post(server[0], {"width": 10, "height": 10, "pixels": [0] * 100})
+    assert status == 200 and result["blank"] is True
+
+
+@pytest.mark.parametrize("method,path,body,status,message", [
+    ("PUT", "/api/read", "{}", 405, "PUT is not allowed here"),
+    ("DELETE", "/", None, 405, "DELETE is not allowed here"),
+    ("GET", "/secret", None, 404, "no page at /secret"),
+    ("POST", "/elsewhere", "{}", 404, "nothing to post to at /elsewhere"),
+    ("POST", "/api/read", "{not json", 400, "the body is not JSON"),
+    ("POST", "/api/read", "[1, 2]", 400, 'expected {"width": W'),
+    ("POST", "/api/read", json.dumps({"width": 2, "height": 2, "pixels": [0, 1, 2]}), 400, "pixels holds 3 values"),
+    ("POST", "/api/read", json.dumps({"width": 0, "height": 2, "pixels": []}), 400, "whole numbers from 1 to 1024"),
+    ("POST", "/api/read", json.dumps({"width": 2000, "height": 1, "pixels": [0] * 2000}), 400, "from 1 to 1024"),
+    ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, NaN]}', 400, "finite numbers from 0 to 255"),
+    ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, 1e400]}', 400, "finite numbers from 0 to 255"),
+    ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, 300]}', 400, "finite numbers from 0 to 255"),
+    ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, "x"]}', 400, "a flat list of numbers"),
+])
+def test_a_bad_request_is_a_4xx_with_a_message_and_the_server_keeps_serving(server, mnist, method, path, body,
+                                                                             status, message):
+    got, result, _ = request(server[0], path, method, body, {"Content-Type": "application/json"})
+    assert got == status and message in result["error"]
+    assert post(server[0], drawing_of(mnist.test.images[0], size=28))[0] == 200
+
+
+def test_a_body_over_the_limit_is_refused_unread(server):
+    status, result, _ = request(server[0], "/api/read", "POST", "{}",
+                                {"Content-Length": str(serve.MAX_BODY + 1), "Content-Type": "application/json"})
+    assert status == 413 and "over" in result["error"]
+
+
+def test_several_clients_at_once_get_the_same_answers(server, mnist):
+    drawings = [drawing_of(mnist.test.images[k], size=56) for k in range(4)]
+    alone = [post(server[0], d)[1] for d in drawings]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(post, server[0], drawings[k % 4]) for k in range(24)]
+        answers = [f.result(timeout=TIMEOUT) for f in futures]
+    assert all(status == 200 for status, _, _ in answers)
+    for k, (_, result, _) in enumerate(answers):
+        assert result["answer"] == alone[k % 4]["answer"]
+        np.testing.assert_allclose(result["steps"], alone[k % 4]["steps"], atol=1e-5)
+
+
+def test_only_loopback_hosts_listen_without_a_warning():
+    assert serve.host_warning("127.0.0.1") is None and serve.host_warning("localhost") is None
+    assert serve.host_warning("::1") is None
+    assert "reachable from other machines, without authentication" in serve.host_warning("0.0.0.0")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), tiny_run[1]["run_dir"], "--port=0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        address = re.fullmatch(r"Serving \S+model\.ckpt-29 at (http://127\.0\.0\.1:\d+)/ \(Ctrl-C to stop\)\n", line)
+        assert address, line + process.stderr.read() if process.poll() is not None else line
+        with urllib.request.urlopen(address.group(1) + "/", timeout=TIMEOUT) as response:
+            assert response.status == 200
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum
+    assert err == f"Interrupted by {signal.Signals(signum).name} while serving: nothing is written, nothing to lose\n"
+
+
+def test_a_port_in_use_is_one_line(tiny_run, server, capsys):
+    port = server[0].rsplit(":", 1)[1]
+    assert serve.main([tiny_run[1]["run_dir"], f"--port={port}"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); "
+                   f"choose another --port or --host\n")
