@@ -19,19 +19,23 @@ from tf_setup import tf, tf1
 
 CHECKPOINT_NAME = "model.ckpt"
 INDEX = "checkpoint"  # the Saver's index file: which checkpoint is the latest
+DATA_STATE = "data_state"  # the variable holding the training data's position
 
 
-def add_to_graph(keep):
-    """The data-position variable and a Saver keeping `keep` checkpoints; call last when building."""
-    # Strings live on the CPU; soft placement (see session_config) lets this sit beside a GPU graph.
-    with tf.device("/cpu:0"):
-        data_state = tf1.Variable("", trainable=False, name="data_state")
-        data_state_in = tf1.placeholder(tf.string, shape=[], name="data_state_in")
-        set_data_state = data_state.assign(data_state_in)
+def add_to_graph(keep, data_position=True):
+    """The data-position variable (unless `data_position` is False: a cluster's workers each
+    read their own shard, so no one position belongs in the shared checkpoint) and a Saver
+    keeping `keep` checkpoints; call last when building."""
+    saving = types.SimpleNamespace(data_state=None, data_state_in=None, set_data_state=None)
+    if data_position:
+        # Strings live on the CPU; soft placement (see session_config) lets this sit beside a GPU graph.
+        with tf.device("/cpu:0"):
+            saving.data_state = tf1.Variable("", trainable=False, name=DATA_STATE)
+            saving.data_state_in = tf1.placeholder(tf.string, shape=[], name="data_state_in")
+            saving.set_data_state = saving.data_state.assign(saving.data_state_in)
     # Relative paths in the index, so that a run folder still works after a move.
-    saver = tf1.train.Saver(max_to_keep=keep, save_relative_paths=True)
-    return types.SimpleNamespace(data_state=data_state, data_state_in=data_state_in,
-                                 set_data_state=set_data_state, saver=saver)
+    saving.saver = tf1.train.Saver(max_to_keep=keep, save_relative_paths=True)
+    return saving
 
 
 # ------------------------------------------------------------------ finding
@@ -123,15 +127,21 @@ def save(sess, model, run_dir, step, dataset):
 def restore(sess, model, checkpoint, dataset=None):
     """Load a checkpoint into the session; returns its step. With `dataset`,
     the training data continues from where the checkpoint left it."""
-    check_shapes(model, checkpoint)
+    saved = check_shapes(model, checkpoint)
+    saver = model.checkpoints.saver
+    if DATA_STATE not in saved and model.checkpoints.data_state is not None:
+        # A cluster run's checkpoint: everything but the data position, which starts afresh.
+        with model.graph.as_default():
+            saver = tf1.train.Saver([v for v in tf1.global_variables() if v.op.name in saved])
+        sess.run(model.checkpoints.data_state.initializer)
     try:
-        model.checkpoints.saver.restore(sess, checkpoint)
+        saver.restore(sess, checkpoint)
     except (tf.errors.OpError, ValueError) as e:
         older = [c for c in complete_checkpoints(os.path.dirname(checkpoint) or ".") if c != checkpoint]
         hint = f"; an older one may be intact: --resume={older[-1]}" if older else ""
         raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({error_text(e)}); "
                           f"it is damaged or from another model{hint}") from e
-    if dataset is not None:
+    if dataset is not None and DATA_STATE in saved:
         state = sess.run(model.checkpoints.data_state)
         if state:
             dataset.set_state(dict(np.load(io.BytesIO(state))))
@@ -139,11 +149,12 @@ def restore(sess, model, checkpoint, dataset=None):
 
 
 def check_shapes(model, checkpoint):
-    """A checkpoint made with other sizes is one line naming them, before TensorFlow tries."""
+    """A checkpoint made with other sizes is one line naming them, before TensorFlow tries.
+    Returns {name: shape} of what the checkpoint holds."""
     try:
         saved = dict(tf1.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError):
-        return  # unreadable: restore says why
+        return {DATA_STATE: []}  # unreadable: restore says why
     with model.graph.as_default():
         for variable in tf1.global_variables():
             name = variable.op.name
@@ -151,6 +162,7 @@ def check_shapes(model, checkpoint):
                 raise ConfigError(f"{checkpoint}: holds {name} of shape {list(saved[name])}, but the settings "
                                   f"(n_input, n_hidden, n_classes) make it {variable.shape.as_list()}; "
                                   f"use the run's own settings (its config.json)")
+    return saved
 
 
 def forget_nothing(model, run_dir):

@@ -34,6 +34,10 @@ checkpoint_every = 100  # save a checkpoint every this many steps, and at the en
 keep_checkpoints = 3  # how many of the latest checkpoints to keep
 plots = True  # write curves.png, predictions.png and confusion.png at the end
 
+# Beyond one machine (distributed.py; only with --job_name, TF_CONFIG or --local_cluster)
+sync_replicas = False  # False: each worker updates the shared weights at once (async); True: SyncReplicasOptimizer
+cluster_timeout = 60  # seconds a worker waits for the parameter servers and the chief before giving up
+
 # Speed (see benchmarks/README.md)
 cell = "basic"  # "basic": the tutorial's BasicLSTMCell + dynamic_rnn; "fast": the same LSTM built for speed
 intra_op_threads = 1  # threads inside one op (0: TensorFlow's choice); this model's ops are too small to split

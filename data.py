@@ -391,5 +391,12 @@ def warn_if_not_mnist(directory, names):
               f"MNIST (sha256 differs); using {'it' if len(names) == 1 else 'them'} as given", file=sys.stderr)
 
 
+def shard(dataset, index, count, seed=None):
+    """Beyond input_data: examples index, index + count, ... of a DataSet, as a DataSet of their
+    own with its own shuffling (one worker's part of the training data in a cluster)."""
+    return DataSet(dataset.images[index::count], dataset.labels[index::count], dtype=np.uint8, reshape=False,
+                   one_hot=dataset.one_hot, seed=seed)  # uint8 and no reshape: the arrays are taken as they are
+
+
 def load_mnist(train_dir="MNIST-data"):
     return read_data_sets(train_dir)

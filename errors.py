@@ -36,31 +36,35 @@ class Interrupted(BaseException):
 class StopRequests:
     """What SIGINT and SIGTERM do, phase by phase.
 
-    While training steps run (`during_steps`), the first signal is only noted
-    (`requested`) and the loop honours it after the current step, once a
-    checkpoint is saved; a second one then quits at once, without one (the
-    signals' default action, which needs no Python code to run). At any other
-    time the run stops at once with Interrupted, whose message is the phase's
-    `what`: what was going on and what is safe. (TensorFlow holds the main
-    thread while a step runs: Python sees a signal when that step is done.)
+    After `defer` (while training steps run), the first signal is only noted
+    (`requested`) and the loop honours it at its next safe point (after the
+    current step, once a checkpoint is saved); a second one then quits at once
+    (the signals' default action, which needs no Python code to run). At any
+    other time the run stops at once with Interrupted, whose message is the
+    phase's `what`: what was going on and what is safe. (TensorFlow holds the
+    main thread while it runs a step: Python sees a signal when that is done.)
     """
 
     def __init__(self):
         self.what = "while starting: nothing was saved"
-        self.during_steps = False
-        self.requested = None
+        self.deferred = False
+        self.requested = self.notice = None
 
     def now(self, what):
         """From here on a signal stops at once, saying `what`."""
-        self.what, self.during_steps = what, False
+        self.what, self.deferred = what, False
+
+    def defer(self, notice=None):
+        """From here on a signal is noted for the code to honour; `notice` says so at the first."""
+        self.deferred, self.requested, self.notice = True, None, notice
 
     def handle(self, signum, frame):
-        if self.during_steps and self.requested is None:
+        if self.deferred and self.requested is None:
             self.requested = signum
             for sig in SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
-            print(f"{signal.Signals(signum).name}: stopping after this step, once a checkpoint is saved "
-                  f"(again to quit at once, without it)", file=sys.stderr)
+            if self.notice:
+                print(f"{signal.Signals(signum).name}: {self.notice}", file=sys.stderr)
             return
         raise Interrupted(signum, self.what)
 
@@ -81,11 +85,12 @@ def signals_handled():
 
 
 def run_entry_point(action):
-    """Run `action()`, reporting the script's own errors as one line; returns the exit code."""
+    """Run `action()`, reporting the script's own errors as one line; returns the exit code
+    (`action`'s own, if it returns one)."""
     sys.stdout.reconfigure(line_buffering=True)  # show progress live through pipes too
     try:
         with signals_handled():
-            action()
+            code = action()
     except (ConfigError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -95,4 +100,4 @@ def run_entry_point(action):
     except Interrupted as e:
         print(e, file=sys.stderr)
         return e.exit_code
-    return 0
+    return code or 0

@@ -28,6 +28,7 @@ from tf_setup import tf, tf1
 ROOT = os.path.dirname(os.path.abspath(__file__))
 METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
 PATH_SETTINGS = ("data_dir", "out_dir")
+STEP_NOTICE = "stopping after this step, once a checkpoint is saved (again to quit at once, without it)"
 
 
 def write_atomically(path, text):
@@ -252,7 +253,7 @@ class TrainingRun:
         save_settings(self.run_dir, self.cfg)
         self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
         self.done, self.started = done, time.perf_counter()
-        STOPS.during_steps, STOPS.requested = True, None
+        STOPS.defer(STEP_NOTICE)
         return done
 
     def after_step(self, sess, step, feed, acc=None, loss=None):

@@ -104,6 +104,7 @@ RULES = [
     ("forget_bias", lambda c: math.isfinite(c.forget_bias), "a finite number"),
     ("seed", lambda c: 0 <= c.seed < 2**32, "between 0 and 2**32 - 1 (numpy's range for a seed)"),
     ("max_loss", lambda c: c.max_loss >= 0, ">= 0 (0: no limit)"),
+    ("cluster_timeout", lambda c: c.cluster_timeout >= 1, ">= 1"),
     ("display_step", lambda c: c.display_step >= 1, ">= 1"),
     ("training_iters", lambda c: c.training_iters > c.batch_size,
      "> batch_size, so that at least one step runs (step * batch_size < training_iters)"),

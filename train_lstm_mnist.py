@@ -14,10 +14,12 @@ tutorial" and lives in modules named for what it does; its lines come on lines
 of their own.
 """
 import random
+import sys
 import types
 
 import checkpoints
 import data
+import distributed
 import errors
 import fast_lstm
 import reading
@@ -41,10 +43,11 @@ def print_shapes(mnist):
 
 # ------------------------------------------------------------------ the graph
 
-def build_graph(cfg):
-    """The tutorial's graph, in a fresh tf.Graph; returns its tensors by the tutorial's names."""
+def build_graph(cfg, cluster=None):
+    """The tutorial's graph, in a fresh tf.Graph; returns its tensors by the tutorial's names.
+    With `cluster` (distributed.py), the variables go to the parameter servers."""
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), tf1.device(cluster.device if cluster else None):
         # Beyond the tutorial: repeatable initial weights. tf-keras draws the seed of
         # BasicLSTMCell's kernel initializer from Python's `random`.
         tf1.set_random_seed(cfg.seed)
@@ -73,7 +76,8 @@ def build_graph(cfg):
         # The cost function and optimizer
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
         global_step = tf1.train.get_or_create_global_step()  # Beyond the tutorial: the step, for checkpoints
-        optimizer = tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate).minimize(cost, global_step=global_step)
+        optimizer = distributed.replicated(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate),
+                                           cluster).minimize(cost, global_step=global_step)
         # The accuracy and evaluation methods used in the learning process
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
@@ -84,7 +88,7 @@ def build_graph(cfg):
         probabilities = tf.nn.softmax(pred, name="probabilities")
         every_output = outputs if cfg.cell == "basic" else fast_lstm.every_output(x, kernel, bias, cfg.forget_bias)
         rows_read = reading.add_to_graph(every_output, weights["out"], biases["out"])
-        saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints)
+        saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 
         init = tf1.global_variables_initializer()
     return types.SimpleNamespace(
@@ -153,20 +157,27 @@ def score_test_images(sess, model, mnist, cfg):
 
 # ----------------------------------------------------------------------- main
 
-def add_resume_argument(parser):
+def add_arguments(parser):
     parser.add_argument("--resume", metavar="RUN_DIR|CKPT",
                         help="continue that run from its latest checkpoint (or that checkpoint) up to "
                              "training_iters, with its saved settings")
+    distributed.add_arguments(parser)
 
 
 def main(argv=None):
     def train_from_command_line():
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_resume_argument)
-        if arguments.resume is None:
-            train(settings.make(overrides))
-        else:
-            cfg, checkpoint = run_folder.open_saved_run(arguments.resume, overrides)
+        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
+        if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
+            return distributed.run_local_cluster(arguments.local_cluster, argv, __file__)
+        cfg, checkpoint = (settings.make(overrides), None) if arguments.resume is None else \
+            run_folder.open_saved_run(arguments.resume, overrides)
+        role = distributed.role_of(arguments)
+        if role is None:
             train(cfg, resume=checkpoint)
+        elif role.job == "ps":
+            distributed.run_ps(role)
+        else:
+            distributed.run_worker(role, cfg, checkpoint, sys.modules[__name__])
     return errors.run_entry_point(train_from_command_line)
 
 

@@ -368,13 +368,14 @@ def test_a_finite_but_exploded_loss_stops_the_run(capsys, tmp_path):
     assert_one_line_error(err, "(above max_loss = 10000)", "training diverged", "lower learning_rate")
 
 
-def test_a_second_signal_during_steps_is_left_to_the_default_action():
+def test_a_second_signal_during_steps_is_left_to_the_default_action(capsys):
     stops = errors.StopRequests()
-    stops.during_steps = True
+    stops.defer("stopping after this step")
     with errors.signals_handled():
         stops.handle(signal.SIGINT, None)
         assert stops.requested == signal.SIGINT
         assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert capsys.readouterr().err == "SIGINT: stopping after this step\n"
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def test_config_values_are_the_tutorials():
 
 def test_command_line_overrides_are_typed_like_the_defaults():
     overrides, arguments = settings.parse_command_line(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7",
-                                                        "--plots=no"], "", script.add_resume_argument)
+                                                        "--plots=no"], "", script.add_arguments)
     assert overrides == {"learning_rate": 1e-3, "batch_size": 64, "seed": 7, "plots": False}
     assert isinstance(overrides["batch_size"], int) and arguments.resume is None
     cfg = settings.make(overrides)
@@ -41,7 +41,7 @@ def test_command_line_overrides_are_typed_like_the_defaults():
 ])
 def test_bad_command_line_is_a_config_error(args, expected):
     with pytest.raises(errors.ConfigError, match=re.escape(expected)):
-        settings.parse_command_line(args, "", script.add_resume_argument)
+        settings.parse_command_line(args, "", script.add_arguments)
 
 
 def test_bad_command_line_through_main(capsys):
@@ -144,7 +144,7 @@ def test_settings_that_would_fail_inside_tensorflow_are_refused_first(capsys, tm
 
 def test_an_int_may_be_written_as_a_whole_number_in_any_notation():
     overrides, _ = settings.parse_command_line(["--training_iters=1e4", "--batch_size=64.0"], "",
-                                               script.add_resume_argument)
+                                               script.add_arguments)
     assert overrides == {"training_iters": 10000, "batch_size": 64}
     assert type(overrides["training_iters"]) is int
 
@@ -152,7 +152,7 @@ def test_an_int_may_be_written_as_a_whole_number_in_any_notation():
 def test_a_misspelt_setting_gets_a_suggestion():
     with pytest.raises(errors.ConfigError, match=re.escape("unknown setting --batchsize=5 (did you mean "
                                                            "--batch_size?)")):
-        settings.parse_command_line(["--batchsize=5"], "", script.add_resume_argument)
+        settings.parse_command_line(["--batchsize=5"], "", script.add_arguments)
 
 
 @pytest.mark.parametrize("name,value", [("n_hidden", 64), ("n_input", 14), ("batch_size", 50)])
