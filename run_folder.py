@@ -7,6 +7,7 @@
         model.ckpt-N.*         checkpoints (checkpoints.py), with the 'checkpoint' index
         *.png                  plots (plots.py)
 """
+import contextlib
 import csv
 import fcntl
 import io
@@ -252,6 +253,7 @@ class TrainingRun:
             print(f"Resuming {self.run_dir} after {self.iter_name(done)}")
         save_settings(self.run_dir, self.cfg)
         self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
+        self.seconds_aside = {"validation": 0.0, "checkpoints": 0.0}
         self.done, self.started = done, time.perf_counter()
         STOPS.defer(STEP_NOTICE)
         return done
@@ -266,16 +268,28 @@ class TrainingRun:
             acc, loss = sess.run([self.model.accuracy, self.model.cost], feed_dict=feed)
         if loss is not None:
             self.check_loss(loss, step)
-        validation_accuracy = self.validate(sess, step)
+        with self.aside("validation"):
+            validation_accuracy = self.validate(sess, step)
         displayed = step % cfg.display_step == 0
         if displayed or validation_accuracy is not None:
             self.log.write(step, loss if displayed else None, acc if displayed else None, validation_accuracy)
         if save:
-            saved = checkpoints.save(sess, self.model, self.run_dir, step, self.mnist.train)
+            with self.aside("checkpoints"):
+                saved = checkpoints.save(sess, self.model, self.run_dir, step, self.mnist.train)
+        if step == self.done + 1:
+            self.first_step_seconds = time.perf_counter() - self.started
+            self.seconds_aside = dict.fromkeys(self.seconds_aside, 0.0)  # the first step is left out whole
         if stopping:
             raise Interrupted(stopping, f"after {self.iter_name(step)}: checkpoint saved to {saved}\n"
                                         f"Resume with: python {shlex.quote(sys.argv[0])} "
                                         f"--resume={shlex.quote(self.run_dir)}")
+
+    @contextlib.contextmanager
+    def aside(self, what):
+        """Time spent on `what` (validation, checkpoints), left out of the steady-state figure."""
+        started = time.perf_counter()
+        yield
+        self.seconds_aside[what] += time.perf_counter() - started
 
     def check_loss(self, loss, step):
         """A loss that is not finite, or above max_loss, stops the run before it can reach a checkpoint."""
@@ -314,6 +328,7 @@ class TrainingRun:
         print(f"Training time: {self.train_seconds:.1f} s for {trained} steps, "
               f"{trained * cfg.batch_size / max(self.train_seconds, 1e-9):.0f} examples/s "
               f"(with validation and checkpoints)")
+        self.print_steady_state()
         if cfg.plots:
             STOPS.now(f"while writing plots: the model, metrics and events are saved in {self.run_dir}")
             self.write_plots(sess, full.predicted)
@@ -321,6 +336,17 @@ class TrainingRun:
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
                 "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
                 "train_seconds": self.train_seconds, "run_dir": self.run_dir}
+
+    def print_steady_state(self):
+        """The training speed to compare with other frameworks' figures: without the first step
+        (graph warm-up), validation and checkpoints, each reported on its own."""
+        steady_steps = self.steps - self.done - 1
+        if steady_steps < 1:
+            return
+        steady = self.train_seconds - self.first_step_seconds - sum(self.seconds_aside.values())
+        print(f"Steady state: {steady_steps * self.cfg.batch_size / max(steady, 1e-9):.0f} examples/s over steps "
+              f"{self.done + 2}-{self.steps} (left out: the first step {self.first_step_seconds:.2f} s, validation "
+              f"{self.seconds_aside['validation']:.2f} s, checkpoints {self.seconds_aside['checkpoints']:.2f} s)")
 
     def write_plots(self, sess, predicted):
         """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""

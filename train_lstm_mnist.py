@@ -76,6 +76,7 @@ def build_graph(cfg, cluster=None):
         # The cost function and optimizer
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
         global_step = tf1.train.get_or_create_global_step()  # Beyond the tutorial: the step, for checkpoints
+        # (replicated: Adam itself, except for synchronous replicas in a cluster; global_step: beyond the tutorial)
         optimizer = distributed.replicated(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate),
                                            cluster).minimize(cost, global_step=global_step)
         # The accuracy and evaluation methods used in the learning process

@@ -65,7 +65,9 @@ def test_script_end_to_end_from_another_folder(tmp_path):
                         r"\(10000 test images\)", lines[8])
     assert re.fullmatch(r"Training time: \d+\.\d s for 19 steps, \d+ examples/s \(with validation and checkpoints\)",
                         lines[9])
-    assert lines[10] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 11
+    assert re.fullmatch(r"Steady state: \d+ examples/s over steps 2-19 \(left out: the first step \d+\.\d\d s, "
+                        r"validation \d+\.\d\d s, checkpoints \d+\.\d\d s\)", lines[10])
+    assert lines[11] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 12
     assert result.stderr == ""
 
 
@@ -114,7 +116,8 @@ def test_the_script_reads_as_the_tutorial():
     source = open(SCRIPT).read()
     anchors = ["read_data_sets(", 'print("Train Images: "', "x = tf1.placeholder", "y = tf1.placeholder",
                "weights = {", "biases = {", "lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell", "outputs, states =",
-               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = tf1.train.AdamOptimizer",
+               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = distributed.replicated(",
+               "tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)",
                "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "init = tf1.global_variables_initializer",
                "sess.run(model.init)", "while step * cfg.batch_size < cfg.training_iters:",
                "mnist.train.next_batch(cfg.batch_size)", "sess.run(optimizer, feed_dict={x: batch_x, y: batch_y})",
