@@ -255,15 +255,16 @@ def run_worker(role, cfg, resume, script):
     wait_for_ps(role, cfg.cluster_timeout)
     if not is_chief:
         wait_for_the_chief(server, model, role, cfg.cluster_timeout)
-    run_dir = chief_run_dir(cfg, resume) if is_chief else None
+    run_dir = chief_run_dir(cfg, resume, role.cluster) if is_chief else None
     STOPS.defer(run_folder.STEP_NOTICE if is_chief else "stopping after this step")
     with model.graph.as_default(), tf1.train.MonitoredTrainingSession(
             master=server.target, is_chief=is_chief, checkpoint_dir=run_dir, hooks=hooks,
             scaffold=tf1.train.Scaffold(saver=model.checkpoints.saver), save_checkpoint_steps=cfg.checkpoint_every,
             save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
             stop_grace_period_secs=2, save_graph_def=False, config=session_config(role.cluster, role.index)) as sess:
-        log = run_folder.RunLog(run_dir, model.graph, 0, cfg) if is_chief else None
-        train_steps(sess, model, shard, cfg, role, log)
+        done = sess.run(model.global_step)  # after a restore, where the run stands
+        log = run_folder.RunLog(run_dir, model.graph, done, cfg) if is_chief else None
+        train_steps(sess, model, shard, cfg, role, log, done)
     STOPS.now("after training: the checkpoints are in the chief's run folder")
     if is_chief:
         log.close()
@@ -285,15 +286,15 @@ def quiet_queue_runners_at_close():
     threading.excepthook = hook
 
 
-def chief_run_dir(cfg, resume):
+def chief_run_dir(cfg, resume, cluster):
     run_dir = checkpoints.find_checkpoint(resume)[1] if resume else run_folder.create_run_dir(cfg.out_dir)
-    run_folder.save_settings(run_dir, cfg)
+    run_folder.save_settings(run_dir, cfg, cluster)
     return run_dir
 
 
-def train_steps(sess, model, shard, cfg, role, log):
-    """The tutorial's loop on this worker's shard, until the global step reaches the end."""
-    logged = sess.run(model.global_step)  # a resumed run logs from where it stands
+def train_steps(sess, model, shard, cfg, role, log, done):
+    """The tutorial's loop on this worker's shard, from global step `done` until the last."""
+    logged = done
     local_step = 0
     while not sess.should_stop():
         batch_x, batch_y = shard.next_batch(cfg.batch_size)

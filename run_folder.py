@@ -96,10 +96,13 @@ def portable_path(path):
     return path if inside == ".." or inside.startswith(".." + os.sep) else inside
 
 
-def save_settings(run_dir, cfg):
+def save_settings(run_dir, cfg, cluster=None):
+    """config.json: the settings, the versions, and the cluster (distributed.py) if there is one."""
     values = {name: portable_path(value) if name in PATH_SETTINGS else value for name, value in vars(cfg).items()}
     record = {"config": values, "versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
                                              "python": sys.version.split()[0]}}
+    if cluster:
+        record["cluster"] = cluster
     write_atomically(os.path.join(run_dir, "config.json"), json.dumps(record, indent=2) + "\n")
 
 

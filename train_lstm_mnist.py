@@ -5,6 +5,8 @@ of 28 pixels: the classic TensorFlow 1 tutorial, runnable on current TensorFlow.
     python train_lstm_mnist.py --training_iters=20000   # override a config.py value
     python train_lstm_mnist.py --resume=runs/RUN        # continue a run from its latest checkpoint
     python predict.py runs/RUN [digit.png]              # score a saved model, or classify an image
+    python serve.py runs/RUN                            # a page to draw digits and watch the LSTM read
+    python train_lstm_mnist.py --local_cluster=1,2      # 1 ps + 2 workers on 127.0.0.1 (distributed.py)
 
 The graph, hyperparameters and log lines are the tutorial's, in the tutorial's
 order: data, graph, session loop, test. What this project adds (validation and

@@ -60,7 +60,9 @@ def test_one_ps_and_two_async_workers_train_and_all_exit_by_themselves(async_run
     assert out.splitlines()[-2] == f"Run folder: {run_dir}"  # then the ps's last line
     step = int(checkpoints.latest_checkpoint(run_dir).rsplit("-", 1)[1])
     assert 80 <= step <= 82  # the last step, plus what the other worker had in flight (async)
-    assert json.load(open(os.path.join(run_dir, "config.json")))["config"]["sync_replicas"] is False
+    record = json.load(open(os.path.join(run_dir, "config.json")))
+    assert record["config"]["sync_replicas"] is False
+    assert len(record["cluster"]["ps"]) == 1 and len(record["cluster"]["worker"]) == 2
 
 
 @pytest.mark.slow
@@ -93,6 +95,8 @@ def test_a_single_process_checkpoint_resumes_in_a_cluster(tiny_run, tmp_path):
     assert code == 0, err
     assert checkpoints.latest_checkpoint(run_dir).endswith("model.ckpt-40")
     assert re.findall(r"^Iter (\d+),", out, flags=re.M)[0] in ("3000", "3100")  # continued from step 29
+    steps = [row.split(",")[0] for row in open(os.path.join(run_dir, "metrics.csv")).read().splitlines()[1:]]
+    assert steps[:2] == ["10", "20"] and int(steps[-1]) >= 30  # the single process's rows kept, the cluster's added
 
 
 @pytest.mark.parametrize("args,words", [
