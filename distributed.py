@@ -175,24 +175,37 @@ def replicated(optimizer, cluster):
     return cluster.sync_optimizer
 
 
-def wait_for_ps(role, timeout):
-    """Wait until every ps accepts connections, saying so every few seconds; give up after `timeout`."""
+def wait_until(not_ready, timeout, waiting_line, give_up):
+    """Poll `not_ready()` (None once ready, else why not) every 0.2 s, printing `waiting_line`
+    every few seconds; after `timeout` seconds, TrainingError(give_up(why))."""
     started = last_said = time.monotonic()
+    while (why := not_ready()) is not None:
+        now = time.monotonic()
+        if now - started > timeout:
+            raise TrainingError(give_up(why))
+        if now - last_said >= WAIT_LINE_EVERY_S:
+            print(waiting_line(why), file=sys.stderr)
+            last_said = now
+        time.sleep(0.2)
+
+
+def wait_for_ps(role, timeout):
+    """Wait until every ps accepts connections; give up after `timeout` seconds."""
     for host in role.cluster["ps"]:
-        name, port = host.rsplit(":", 1)
-        while True:
-            try:
-                socket.create_connection((name, int(port)), timeout=2).close()
-                break
-            except OSError as e:
-                now = time.monotonic()
-                if now - started > timeout:
-                    raise TrainingError(f"worker {role.index}: no parameter server at {host} after {timeout} s "
-                                        f"({e.strerror or e}); start it, or raise cluster_timeout") from e
-                if now - last_said >= WAIT_LINE_EVERY_S:
-                    print(f"worker {role.index}: waiting for the parameter server at {host}", file=sys.stderr)
-                    last_said = now
-                time.sleep(0.2)
+        wait_until(lambda host=host: connection_refused(host), timeout,
+                   lambda why, host=host: f"worker {role.index}: waiting for the parameter server at {host}",
+                   lambda why, host=host: f"worker {role.index}: no parameter server at {host} after {timeout} s "
+                                          f"({why}); start it, or raise cluster_timeout")
+
+
+def connection_refused(host):
+    """None if HOST:PORT accepts a connection, else why not."""
+    name, port = host.rsplit(":", 1)
+    try:
+        socket.create_connection((name, int(port)), timeout=2).close()
+        return None
+    except OSError as e:
+        return e.strerror or str(e)
 
 
 def wait_for_the_chief(server, model, role, timeout):
@@ -200,18 +213,12 @@ def wait_for_the_chief(server, model, role, timeout):
     restored) the variables: MonitoredTrainingSession alone would poll every 30 s."""
     with model.graph.as_default():
         uninitialized = tf1.report_uninitialized_variables(tf1.global_variables())  # local ones are this worker's
-    started = last_said = time.monotonic()
     with tf1.Session(server.target, graph=model.graph, config=session_config(role.cluster, role.index)) as sess:
-        while len(names := sess.run(uninitialized)):
-            now = time.monotonic()
-            if now - started > timeout:
-                raise TrainingError(f"worker {role.index}: the chief has not initialized the variables after "
-                                    f"{timeout} s; is worker 0 running?")
-            if now - last_said >= WAIT_LINE_EVERY_S:
-                print(f"worker {role.index}: waiting for the chief to initialize the variables "
-                      f"({len(names)} not yet, {names[0].decode()} among them)", file=sys.stderr)
-                last_said = now
-            time.sleep(0.2)
+        wait_until(lambda: [name.decode() for name in sess.run(uninitialized)] or None, timeout,
+                   lambda names: f"worker {role.index}: waiting for the chief to initialize the variables "
+                                 f"({len(names)} not yet, {names[0]} among them)",
+                   lambda names: f"worker {role.index}: the chief has not initialized the variables after "
+                                 f"{timeout} s; is worker 0 running?")
 
 
 class StopHook(tf1.train.SessionRunHook):
