@@ -255,7 +255,7 @@ def run_worker(role, cfg, resume, script):
         # Shared on the ps, yet a local variable: no checkpoint holds it, and the model is ready without it.
         stop_flag = tf1.Variable(False, trainable=False, name="cluster_stop",
                                  collections=[tf1.GraphKeys.LOCAL_VARIABLES])
-        hooks = [tf1.train.StopAtStepHook(last_step=(cfg.training_iters - 1) // cfg.batch_size),
+        hooks = [tf1.train.StopAtStepHook(last_step=settings.last_step(cfg)),
                  StopHook(stop_flag, is_chief)]
         if cfg.sync_replicas:
             hooks.append(cluster.sync_optimizer.make_session_run_hook(is_chief))

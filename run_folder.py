@@ -231,7 +231,7 @@ class TrainingRun:
         else:
             self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir)
         self.lock = lock(self.run_dir)
-        self.last_step = (cfg.training_iters - 1) // cfg.batch_size  # the last step the tutorial's loop runs
+        self.last_step = settings.last_step(cfg)
         self.log = self.started = None
 
     def __enter__(self):

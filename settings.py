@@ -167,6 +167,11 @@ def check_resume_overrides(overrides, saved):
                               f"{name} out, or start a new run to change it")
 
 
+def last_step(cfg):
+    """The last step the tutorial's loop runs: `while step * batch_size < training_iters`."""
+    return (cfg.training_iters - 1) // cfg.batch_size
+
+
 def check_with_data(cfg, mnist):
     """The rules that depend on the data: run once it is loaded. (validation_size is
     checked by data.read_data_sets, which needs it to split the training file.)"""
