@@ -327,13 +327,14 @@ class TrainingRun:
         the run folder. Returns the run's numbers."""
         cfg = self.cfg
         full = scoring.score_full_test_set(sess, self.model, self.mnist, cfg)
+        STOPS.now(f"{'while writing plots' if cfg.plots else 'at the end'}: the model, metrics and events are "
+                  f"saved in {self.run_dir}")
         trained = self.steps - self.done
         print(f"Training time: {self.train_seconds:.1f} s for {trained} steps, "
               f"{trained * cfg.batch_size / max(self.train_seconds, 1e-9):.0f} examples/s "
               f"(with validation and checkpoints)")
         self.print_steady_state()
         if cfg.plots:
-            STOPS.now(f"while writing plots: the model, metrics and events are saved in {self.run_dir}")
             self.write_plots(sess, full.predicted)
         print(f"Run folder: {self.run_dir}")
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,

@@ -172,8 +172,8 @@ def main(argv=None):
         if warning:
             print(warning, file=sys.stderr)
         host, port = server.server_address[:2]
-        print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
         errors.STOPS.now("while serving: nothing is written, nothing to lose")
+        print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
         with server:
             server.serve_forever()
     return errors.run_entry_point(serve)

@@ -139,7 +139,7 @@ def test_a_signal_while_scoring_the_test_set_is_not_lost(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_while_writing_plots_says_what_is_saved(tmp_path):
     process = start(SCRIPT, "--training_iters=1500", f"--out_dir={tmp_path}")
-    lines, err = interrupt_after(process, signal.SIGINT, lambda lines: lines[-1].startswith("Training time:"))
+    lines, err = interrupt_after(process, signal.SIGINT, lambda lines: lines[-1].startswith("Steady state:"))
     (run_dir,) = [str(p) for p in tmp_path.iterdir()]
     assert process.returncode == 130
     assert err == f"Interrupted by SIGINT while writing plots: the model, metrics and events are saved in {run_dir}\n"
