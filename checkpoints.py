@@ -53,29 +53,30 @@ def complete_checkpoints(folder):
 
 def indexed_checkpoint(folder):
     """The checkpoint the folder's index names, looked up in this folder whatever path the index
-    holds (so a moved or copied folder uses its own files); None if the index is missing, or
-    damaged, or names a checkpoint that is not complete here."""
+    holds (so a moved or copied folder uses its own files); None if the index is missing or
+    damaged."""
     try:
         with open(os.path.join(folder, INDEX), encoding="utf-8", errors="replace") as f:
             named = re.search(r'^model_checkpoint_path: "(.+)"$', f.read(), flags=re.M)
     except OSError:
         return None
-    if not named:
-        return None
-    prefix = os.path.join(folder, os.path.basename(named.group(1)))
-    return prefix if prefix in complete_checkpoints(folder) else None
+    return os.path.join(folder, os.path.basename(named.group(1))) if named else None
 
 
 def latest_checkpoint(folder):
     """The checkpoint a run folder continues from: the one its index names or, where the index
-    is missing or damaged, the newest complete one (with a warning); None if there is none."""
-    checkpoint = indexed_checkpoint(folder)
-    if checkpoint is None and complete_checkpoints(folder):
-        checkpoint = complete_checkpoints(folder)[-1]
-        if os.path.exists(os.path.join(folder, INDEX)):
-            print(f"warning: {os.path.join(folder, INDEX)} is damaged or names a missing checkpoint; "
-                  f"using the newest complete one, {checkpoint}", file=sys.stderr)
-    return checkpoint
+    is missing, damaged or names a checkpoint not complete here, the newest complete one (with
+    a warning); None if there is none."""
+    complete = complete_checkpoints(folder)
+    if not complete:
+        return None
+    named = indexed_checkpoint(folder)
+    if named in complete:
+        return named
+    if os.path.exists(os.path.join(folder, INDEX)):
+        print(f"warning: {os.path.join(folder, INDEX)} is damaged or names a missing checkpoint; "
+              f"using the newest complete one, {complete[-1]}", file=sys.stderr)
+    return complete[-1]
 
 
 def find_checkpoint(path):

@@ -247,7 +247,6 @@ def run_worker(role, cfg, resume, script):
     server = start_server(role)
     STOPS.now("before training started: nothing was saved")
     mnist = script.load_mnist(cfg)
-    settings.check_with_data(cfg, mnist)
     shard = data.shard(mnist.train, role.index, workers, seed=cfg.seed + role.index)
     cluster = Placement(role, cfg)
     model = script.build_graph(cfg, cluster)

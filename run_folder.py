@@ -113,8 +113,9 @@ def saved_settings(run_dir):
     try:
         with open(path, encoding="utf-8") as f:
             saved = json.load(f)["config"]
-        saved.items()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if not isinstance(saved, dict):
+            raise TypeError(f"its config is a {type(saved).__name__}, not a table of settings")
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path}: cannot read the run's settings ({e}); is {run_dir} a run folder?") from e
     values = settings.config_values()
     for name, default in values.items():

@@ -31,9 +31,13 @@ from tf_setup import tf, tf1
 
 # ------------------------------------------------------------------- the data
 
-def load_mnist(cfg):
-    """The tutorial's `input_data.read_data_sets(".", one_hot=True)`, from data.py."""
-    return data.read_data_sets(cfg.data_dir, one_hot=True, validation_size=cfg.validation_size, seed=cfg.seed)
+def load_mnist(cfg, mnist=None):
+    """The tutorial's `input_data.read_data_sets(".", one_hot=True)`, from data.py (unless
+    `mnist` is given); beyond the tutorial, the settings that depend on the data are checked."""
+    mnist = mnist or data.read_data_sets(cfg.data_dir, one_hot=True, validation_size=cfg.validation_size,
+                                         seed=cfg.seed)
+    settings.check_with_data(cfg, mnist)
+    return mnist
 
 
 def print_shapes(mnist):
@@ -117,8 +121,7 @@ def train(cfg, mnist=None, resume=None):
     checkpoint to continue from.
     """
     errors.STOPS.now("before training started: nothing was saved")
-    mnist = mnist or load_mnist(cfg)
-    settings.check_with_data(cfg, mnist)
+    mnist = load_mnist(cfg, mnist)
     print_shapes(mnist)
     model = build_graph(cfg)
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
