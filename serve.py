@@ -11,10 +11,12 @@ server is enough for one local page. It listens on 127.0.0.1 unless --host
 says otherwise (then anyone who can reach the machine can use it: there is no
 authentication).
 """
+import contextlib
 import http.server
 import ipaddress
 import json
 import os
+import socket
 import sys
 import threading
 
@@ -54,6 +56,9 @@ class Reader:
         steps = self.sess.run(self.model.reading.probabilities, feed)[0]
         return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(steps, 5).tolist(),
                 "answer": int(np.argmax(steps[-1])), "blank": scoring.is_blank(pixels)}
+
+    def close(self):
+        self.sess.close()
 
 
 def parse_drawing(body):
@@ -128,16 +133,48 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # a request log would bury the address line; errors go back to the page
 
 
+class Server(http.server.ThreadingHTTPServer):
+    """A thread per request, every one of them ended and joined on close.
+
+    Not daemon threads: one still running when Python exits is stopped by
+    pthread_exit inside the C++ runtime TensorFlow loads, and the process
+    aborts (SIGABRT, "FATAL: exception not rethrown") instead of exiting with
+    its code. Closing shuts the open connections down first, so a slow or idle
+    client cannot hold the join for its whole timeout.
+    """
+
+    daemon_threads = False  # ThreadingHTTPServer's default is True
+
+    def __init__(self, address, reader):
+        self.reader = reader
+        self.connections, self.connections_lock = set(), threading.Lock()  # before a failed bind calls server_close
+        super().__init__(address, Handler)
+
+    def process_request(self, request, client_address):
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):  # the client may have gone already
+                    connection.shutdown(socket.SHUT_RDWR)
+        super().server_close()  # joins the request threads
+
+
 def make_server(reader, host="127.0.0.1", port=0):
-    """A threading HTTP server for `reader`, listening (port 0: any free port)."""
+    """A Server for `reader`, listening (port 0: any free port)."""
     try:
-        server = http.server.ThreadingHTTPServer((host, port), Handler)
+        return Server((host, port), reader)
     except OSError as e:
         raise errors.ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port "
                                  f"or --host") from e
-    server.daemon_threads = True
-    server.reader = reader
-    return server
 
 
 def serve_in_thread(server):
@@ -167,14 +204,14 @@ def main(argv=None):
     def serve():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         cfg, checkpoint = run_folder.open_saved_run(arguments.model, overrides)
-        server = make_server(Reader(cfg, checkpoint), arguments.host, arguments.port)
-        warning = host_warning(arguments.host)
-        if warning:
-            print(warning, file=sys.stderr)
-        host, port = server.server_address[:2]
-        errors.STOPS.now("while serving: nothing is written, nothing to lose")
-        print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
-        with server:
+        with contextlib.closing(Reader(cfg, checkpoint)) as reader, make_server(reader, arguments.host,
+                                                                                 arguments.port) as server:
+            warning = host_warning(arguments.host)
+            if warning:
+                print(warning, file=sys.stderr)
+            host, port = server.server_address[:2]
+            errors.STOPS.now("while serving: nothing is written, nothing to lose")
+            print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
             server.serve_forever()
     return errors.run_entry_point(serve)
 

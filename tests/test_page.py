@@ -19,11 +19,13 @@ SHOT = os.environ.get("PAGE_SCREENSHOT")  # where to keep the screenshot, for th
 @pytest.fixture(scope="module")
 def page_server(tiny_run):
     cfg, results, _ = tiny_run
-    httpd = serve.make_server(serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29")))
+    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
+    httpd = serve.make_server(reader)
     serve.serve_in_thread(httpd)
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
     httpd.server_close()
+    reader.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -29,7 +32,7 @@ def server(tiny_run):
     yield f"http://127.0.0.1:{httpd.server_address[1]}", reader
     httpd.shutdown()
     httpd.server_close()
-    reader.sess.close()
+    reader.close()
 
 
 def drawing_of(image, size=280):
@@ -124,6 +127,30 @@ def test_several_clients_at_once_get_the_same_answers(server, mnist):
         np.testing.assert_allclose(result["steps"], alone[k % 4]["steps"], atol=1e-5)
 
 
+def test_closing_ends_idle_connections_and_joins_their_threads(server):
+    """A request thread alive when Python exits aborts the process (SIGABRT), so closing must not leave one,
+    nor wait out the Handler's 30 s timeout for a client that connected and sent nothing."""
+    httpd = serve.make_server(server[1])
+    serve.serve_in_thread(httpd)
+    idle = socket.create_connection(httpd.server_address[:2], timeout=TIMEOUT)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not httpd.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert httpd.connections, "the server never took the connection"
+        request_threads = [t for t in threading.enumerate() if "process_request_thread" in t.name]
+        assert request_threads and not any(t.daemon for t in request_threads)
+        httpd.shutdown()
+        closing = threading.Thread(target=httpd.server_close)
+        closing.start()
+        closing.join(serve.Handler.timeout / 3)
+        assert not closing.is_alive(), "server_close waited on the idle client"
+        assert not any(t.is_alive() for t in request_threads)
+        assert idle.recv(1) == b""  # the server's end is shut
+    finally:
+        idle.close()
+
+
 def test_only_loopback_hosts_listen_without_a_warning():
     assert serve.host_warning("127.0.0.1") is None and serve.host_warning("localhost") is None
     assert serve.host_warning("::1") is None
@@ -145,7 +172,7 @@ def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
         _, err = process.communicate(timeout=TIMEOUT)
     finally:
         process.kill()
-    assert process.returncode == 128 + signum
+    assert process.returncode == 128 + signum, err
     assert err == f"Interrupted by {signal.Signals(signum).name} while serving: nothing is written, nothing to lose\n"
 
 
