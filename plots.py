@@ -68,17 +68,30 @@ def plot_curves(rows, path):
     save_figure(fig, path)
 
 
+def montage(images, columns, gap=4):
+    """Images (n, 28, 28) tiled on one canvas, `columns` a row, `gap` blank pixels between them,
+    and the (row, column) pixel offset of each tile: one Axes draws them all, which is
+    several times faster than an Axes per image."""
+    n, height, width = images.shape
+    rows = -(-n // columns)
+    canvas = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    offsets = [(k // columns * (height + gap), k % columns * (width + gap)) for k in range(n)]
+    for image, (top, left) in zip(images, offsets, strict=True):
+        canvas[top:top + height, left:left + width] = image
+    return canvas, offsets
+
+
 def plot_predictions(images, predicted, true, path, columns=8):
-    """A grid of digits titled 'predicted (true)'; wrong ones in red."""
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4))
-    for ax, image, p, t in zip(axes.flat, images, predicted, true, strict=False):
-        ax.imshow(image.reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"{p} ({t})", color="black" if p == t else "red", fontsize=10,
-                     fontweight="normal" if p == t else "bold")
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("Test digits: predicted (true); mistakes in red")
+    """A grid of digits labelled 'predicted (true)'; wrong ones in red."""
+    canvas, offsets = montage(images.reshape(-1, 28, 28), columns, gap=12)
+    rows = -(-len(images) // columns)
+    fig, ax = plt.subplots(figsize=(columns * 1.2, rows * 1.4))
+    ax.imshow(canvas, cmap="gray_r")
+    for (top, left), p, t in zip(offsets, predicted, true, strict=True):
+        ax.text(left + 14, top - 1, f"{p} ({t})", ha="center", va="bottom", fontsize=10,
+                color="black" if p == t else "red", fontweight="normal" if p == t else "bold")
+    ax.axis("off")
+    ax.set_title("Test digits: predicted (true); mistakes in red", pad=18)
     save_figure(fig, path)
 
 
@@ -108,17 +121,19 @@ def plot_reading(images, step_probabilities, true, path):
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
     fig = plt.figure(figsize=(12, 1.8 * n_digits + 0.6))
-    grid = fig.add_gridspec(n_digits, 6, width_ratios=[1, 1, 1, 1, 0.15, 6], hspace=0.6)
+    grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6)
     for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
         image = image.reshape(n_steps, -1)
-        for j, rows in enumerate(revealed):
-            ax = fig.add_subplot(grid[k, j])
-            ax.imshow(np.concatenate([image[:rows], 0.15 * image[rows:]]), cmap="gray", vmin=0, vmax=1)
-            ax.axis("off")
-            if k == 0:
-                ax.set_title(f"rows 1-{rows}", fontsize=9)
+        stages = np.stack([np.concatenate([image[:rows], 0.15 * image[rows:]]) for rows in revealed])
+        canvas, offsets = montage(stages, len(revealed))
+        ax = fig.add_subplot(grid[k, 0])
+        ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
+        ax.axis("off")
+        if k == 0:
+            for (_, left), rows in zip(offsets, revealed, strict=True):
+                ax.text(left + image.shape[1] / 2, -2, f"rows 1-{rows}", ha="center", va="bottom", fontsize=9)
         answer = int(np.argmax(probabilities[-1]))
-        ax = fig.add_subplot(grid[k, 5])
+        ax = fig.add_subplot(grid[k, 1])
         for digit in range(probabilities.shape[1]):
             color = "tab:green" if digit == label else "tab:red" if digit == answer else None
             ax.plot(range(1, n_steps + 1), probabilities[:, digit], color=color or "0.75", lw=2.5 if color else 1)

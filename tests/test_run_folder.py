@@ -7,14 +7,17 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, fresh_copy, run_main, tiny_config
+from conftest import ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 from PIL import Image
 
 import checkpoints
+import plots
 import predict
 import run_folder
 import scoring
@@ -75,6 +78,32 @@ def test_plots_are_real_pictures(tiny_run, name):
         assert image.format == "PNG" and min(image.size) > 200
         pixels = np.asarray(image.convert("L"), dtype=np.float32)
     assert pixels.std() > 10  # not a blank canvas
+
+
+def test_montage_puts_each_image_at_its_offset_with_blank_gaps():
+    images = np.arange(5 * 28 * 28, dtype=np.float64).reshape(5, 28, 28)
+    canvas, offsets = plots.montage(images, columns=3, gap=4)
+    assert canvas.shape == (2 * 28 + 4, 3 * 28 + 2 * 4) and offsets[4] == (32, 32)
+    for image, (top, left) in zip(images, offsets, strict=True):
+        np.testing.assert_array_equal(canvas[top:top + 28, left:left + 28], image)
+    assert np.isnan(canvas[28:32]).all() and np.isnan(canvas[32:, 64:]).all()  # the gap row, the empty tile
+
+
+def test_the_time_line_gives_every_phase_of_the_run_in_order(tiny_run):
+    _, metrics, lines = tiny_run
+    phases = metrics["phase_seconds"]
+    assert [name for name in phases if name != "start-up"] == ["data", "graph", "session", "training", "scoring",
+                                                                "plots"]
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert abs(phases["training"] - metrics["train_seconds"]) < 0.01
+    assert lines[-2] == "Time: {:.1f} s so far: {}".format(
+        sum(phases.values()), ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
+
+
+def test_start_up_counts_from_the_start_of_the_process():
+    code = "import time; time.sleep(1.5); import phases; print(phases.seconds_since_process_start())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert 1.45 <= float(result.stdout) < 30, result.stderr  # /proc counts in hundredths
 
 
 def test_checkpoints_are_kept_as_configured(tiny_run):
