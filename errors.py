@@ -6,6 +6,7 @@ input (ConfigError, data.DataError), 1 when training cannot go on
 else is a bug and keeps its traceback.
 """
 import contextlib
+import gc
 import signal
 import sys
 
@@ -101,3 +102,11 @@ def run_entry_point(action):
         print(e, file=sys.stderr)
         return e.exit_code
     return code or 0
+
+
+def exit_process(code):
+    """End the process with `code`, without Python's last garbage collection: it would walk
+    every object TensorFlow made (0.7 s on 2 cores) only to free memory the system takes back
+    anyway. What the entry points write is closed before they return, never left to it."""
+    gc.freeze()
+    raise SystemExit(code)

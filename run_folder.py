@@ -225,8 +225,8 @@ class TrainingRun:
     it closes its log files however the block ends.
     """
 
-    def __init__(self, cfg, model, mnist, resume=None):
-        self.cfg, self.model, self.mnist = cfg, model, mnist
+    def __init__(self, cfg, model, mnist, resume, clock):
+        self.cfg, self.model, self.mnist, self.clock = cfg, model, mnist, clock  # clock: a phases.PhaseClock
         if resume:
             self.checkpoint, self.run_dir = checkpoints.find_checkpoint(resume)
         else:
@@ -258,6 +258,7 @@ class TrainingRun:
         save_settings(self.run_dir, self.cfg)
         self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
         self.seconds_aside = {"validation": 0.0, "checkpoints": 0.0}
+        self.clock.mark("session")
         self.done, self.started = done, time.perf_counter()
         STOPS.defer(STEP_NOTICE)
         return done
@@ -317,6 +318,7 @@ class TrainingRun:
     def end_training(self, step):
         """Training is over (the last step saved a checkpoint); `step` is the loop's counter."""
         self.train_seconds = time.perf_counter() - self.started
+        self.clock.mark("training")
         self.steps = step - 1
         self.log.close()
         self.log = None
@@ -328,6 +330,7 @@ class TrainingRun:
         the run folder. Returns the run's numbers."""
         cfg = self.cfg
         full = scoring.score_full_test_set(sess, self.model, self.mnist, cfg)
+        self.clock.mark("scoring")
         STOPS.now(f"{'while writing plots' if cfg.plots else 'at the end'}: the model, metrics and events are "
                   f"saved in {self.run_dir}")
         trained = self.steps - self.done
@@ -337,10 +340,13 @@ class TrainingRun:
         self.print_steady_state()
         if cfg.plots:
             self.write_plots(sess, full.predicted)
+            self.clock.mark("plots")
+        print(self.clock.line())
         print(f"Run folder: {self.run_dir}")
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
                 "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
-                "train_seconds": self.train_seconds, "run_dir": self.run_dir}
+                "train_seconds": self.train_seconds, "phase_seconds": dict(self.clock.seconds),
+                "run_dir": self.run_dir}
 
     def print_steady_state(self):
         """The training speed to compare with other frameworks' figures: without the first step

@@ -24,6 +24,7 @@ import data
 import distributed
 import errors
 import fast_lstm
+import phases
 import reading
 import run_folder
 import settings
@@ -121,13 +122,16 @@ def train(cfg, mnist=None, resume=None):
     checkpoint to continue from.
     """
     errors.STOPS.now("before training started: nothing was saved")
+    clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
     mnist = load_mnist(cfg, mnist)
     print_shapes(mnist)
+    clock.mark("data")
     model = build_graph(cfg)
+    clock.mark("graph")
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
 
     with tf1.Session(graph=model.graph, config=session_config(cfg)) as sess, \
-            run_folder.TrainingRun(cfg, model, mnist, resume) as run:
+            run_folder.TrainingRun(cfg, model, mnist, resume, clock) as run:
         sess.run(model.init)
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
         # Keep training until reach max iterations
@@ -188,4 +192,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    errors.exit_process(main())

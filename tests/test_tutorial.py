@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -52,8 +53,10 @@ def test_overrides_change_the_run(mnist, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_script_end_to_end_from_another_folder(tmp_path):
+    started = time.monotonic()
     result = subprocess.run([sys.executable, SCRIPT, "--training_iters=2000", f"--out_dir={tmp_path}", "--plots=no"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    wall = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:4] == SHAPE_LINES
@@ -67,7 +70,13 @@ def test_script_end_to_end_from_another_folder(tmp_path):
                         lines[9])
     assert re.fullmatch(r"Steady state: \d+ examples/s over steps 2-19 \(left out: the first step \d+\.\d\d s, "
                         r"validation \d+\.\d\d s, checkpoints \d+\.\d\d s\)", lines[10])
-    assert lines[11] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 12
+    phases = re.fullmatch(r"Time: (\d+\.\d) s so far: start-up (\d+\.\d) s, data (\d+\.\d) s, graph (\d+\.\d) s, "
+                          r"session (\d+\.\d) s, training (\d+\.\d) s, scoring (\d+\.\d) s", lines[11])
+    assert phases, lines[11]
+    total, *parts = [float(seconds) for seconds in phases.groups()]
+    assert abs(total - sum(parts)) <= 0.05 * len(parts) and total <= wall
+    assert float(phases.group(6)) == float(re.search(r"(\d+\.\d) s for", lines[9]).group(1))  # training
+    assert lines[12] == f"Run folder: {tmp_path}/{os.listdir(tmp_path)[0]}" and len(lines) == 13
     assert result.stderr == ""
 
 
