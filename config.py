@@ -40,5 +40,6 @@ cluster_timeout = 60  # seconds a worker waits for the parameter servers and the
 
 # Speed (see benchmarks/README.md)
 cell = "basic"  # "basic": the tutorial's BasicLSTMCell + dynamic_rnn; "fast": the same LSTM built for speed
+precision = "fp32"  # "bf16": the fast cell's matmuls in bfloat16, weights and Adam in float32 (AVX512-BF16/AMX CPUs)
 intra_op_threads = 1  # threads inside one op (0: TensorFlow's choice); this model's ops are too small to split
 inter_op_threads = 2  # ops run side by side (0: TensorFlow's choice); 1 + 2 measured fastest on 2 cores

@@ -113,6 +113,9 @@ RULES = [
     ("checkpoint_every", lambda c: c.checkpoint_every >= 1, ">= 1"),
     ("keep_checkpoints", lambda c: c.keep_checkpoints >= 1, ">= 1"),
     ("cell", lambda c: c.cell in ("basic", "fast"), '"basic" or "fast"'),
+    ("precision", lambda c: c.precision in ("fp32", "bf16"), '"fp32" or "bf16"'),
+    ("precision", lambda c: c.precision == "fp32" or c.cell == "fast", '"fp32" with cell = "basic" (bf16 is the '
+                                                                        'fast cell\'s: add --cell=fast)'),
     ("intra_op_threads", lambda c: c.intra_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
     ("inter_op_threads", lambda c: c.inter_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
@@ -127,6 +130,20 @@ def check(cfg):
         if not ok(cfg):
             raise refuse(name, " * ".join(str(getattr(cfg, n)) for n in name.split(" * ")), allowed)
     check_memory(cfg)
+    if cfg.precision == "bf16" and cpu_lacks_bf16():
+        raise ConfigError('precision = bf16 needs a CPU with AVX512-BF16 or AMX, and this one has neither '
+                          '(/proc/cpuinfo): without them bfloat16 is emulated, slower than float32; use '
+                          '--precision=fp32')
+
+
+def cpu_lacks_bf16(cpuinfo="/proc/cpuinfo"):
+    """True where /proc/cpuinfo lists neither AVX512-BF16 nor AMX-BF16; False where it cannot tell."""
+    try:
+        with open(cpuinfo) as f:
+            flags = set(re.search(r"^flags\s*:(.*)$", f.read(), flags=re.M).group(1).split())
+    except (OSError, AttributeError):
+        return False
+    return not flags & {"avx512_bf16", "amx_bf16"}
 
 
 def memory_estimate(cfg):

@@ -77,7 +77,7 @@ def build_graph(cfg, cluster=None):
         else:  # Beyond the tutorial: cell="fast", the same LSTM and variables built for speed (fast_lstm.py)
             lstm_cell = outputs = None
             kernel, bias = fast_lstm.lstm_variables(cfg.n_input, cfg.n_hidden)
-            output = fast_lstm.last_output(x, kernel, bias, cfg.forget_bias)
+            output = fast_lstm.last_output(x, kernel, bias, cfg.forget_bias, cfg.precision)
         pred = tf.matmul(output, weights["out"]) + biases["out"]
 
         # The cost function and optimizer
@@ -94,7 +94,8 @@ def build_graph(cfg, cluster=None):
         # and what checkpoints hold besides the variables.
         predicted = tf.argmax(pred, 1, name="predicted")
         probabilities = tf.nn.softmax(pred, name="probabilities")
-        every_output = outputs if cfg.cell == "basic" else fast_lstm.every_output(x, kernel, bias, cfg.forget_bias)
+        every_output = outputs if cfg.cell == "basic" else \
+            fast_lstm.every_output(x, kernel, bias, cfg.forget_bias, cfg.precision)
         rows_read = reading.add_to_graph(every_output, weights["out"], biases["out"])
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 

@@ -35,6 +35,8 @@ VARIANTS = {
     "default": "this script's default: the same graph, both metrics in one run",
     "fast": "cell=fast: the same LSTM unrolled, fused gates, hand-written backward, two chains",
     "pytorch": "PyTorch nn.LSTM(28, 128) + Linear + Adam",
+    "fast-bf16": "cell=fast, precision=bf16: the fast cell's matmuls in bfloat16",
+    "pytorch-bf16": "the PyTorch model under torch.autocast(\"cpu\", dtype=torch.bfloat16)",
     "keras3": "Keras 3 LSTM(128) + Dense + Adam, model.fit (TensorFlow backend)",
 }
 
@@ -59,7 +61,8 @@ def tf1_session(variant, threads=(None, None)):
     import train_lstm_mnist as script
     from tf_setup import tf1
 
-    overrides = {"cell": "fast" if variant == "fast" else "basic"}
+    overrides = {"cell": "fast" if variant.startswith("fast") else "basic",
+                 "precision": "bf16" if variant.endswith("bf16") else "fp32"}
     if variant == "tutorial":
         overrides.update(intra_op_threads=0, inter_op_threads=0)
     else:
@@ -90,7 +93,11 @@ def tf1_stepper(variant, threads):
     return run
 
 
-def pytorch_stepper():
+def pytorch_stepper(precision):
+    """One training step of the same model in PyTorch, with the tutorial's loss and accuracy
+    every DISPLAY_STEP steps; "bf16": forward and loss under autocast, as PyTorch advises."""
+    import contextlib
+
     import torch
 
     torch.set_num_threads(os.cpu_count())
@@ -109,16 +116,21 @@ def pytorch_stepper():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     step = [0]
 
+    def precision_scope():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
     def run(batch_x, batch_y):
         step[0] += 1
         x = torch.from_numpy(batch_x.reshape(-1, STEPS, INPUT))
         y = torch.from_numpy(batch_y.argmax(axis=1))
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with precision_scope():
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         optimizer.step()
         if step[0] % DISPLAY_STEP == 0:
-            loss.item()
+            loss.item(), (logits.argmax(1) == y).float().mean().item()
     return run
 
 
@@ -150,7 +162,8 @@ def worker(variant, steps, threads):
         timed = keras3_timer(data_batches)
         timed(len(data_batches))
     else:
-        run = pytorch_stepper() if variant == "pytorch" else tf1_stepper(variant, threads)
+        run = pytorch_stepper(variant.partition("-")[2] or "fp32") if variant.startswith("pytorch") else \
+            tf1_stepper(variant, threads)
 
         def timed(n):
             started = time.perf_counter()
@@ -163,12 +176,18 @@ def worker(variant, steps, threads):
         print(timed(int(line)), flush=True)
 
 
-def installed(variant):
-    module = {"pytorch": "torch", "keras3": "keras"}.get(variant)
-    if module is None:
-        return True
+def why_skipped(variant):
+    """Why this machine cannot run `variant`, or None."""
     import importlib.util
-    return importlib.util.find_spec(module) is not None
+
+    import settings
+
+    module = "torch" if variant.startswith("pytorch") else "keras" if variant == "keras3" else None
+    if module and importlib.util.find_spec(module) is None:
+        return "not installed (pip install -r benchmarks/requirements.txt)"
+    if variant.endswith("bf16") and settings.cpu_lacks_bf16():
+        return "this CPU has neither AVX512-BF16 nor AMX (/proc/cpuinfo)"
+    return None
 
 
 class Worker:
@@ -244,13 +263,16 @@ def data_loading_seconds():
     return time.perf_counter() - started
 
 
-def end_to_end(cell):
-    """Wall seconds and peak memory (MiB) of the whole default command, with cell set."""
+def end_to_end(variant):
+    """Wall seconds, peak memory (MiB) and the lines of results and phases of the whole default
+    command, with the cell and precision of `variant` (basic, fast or fast-bf16)."""
+    cell, _, precision = variant.partition("-")
     with tempfile.TemporaryDirectory() as out_dir, tempfile.TemporaryFile("w+") as out, \
             tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), f"--cell={cell}",
-                                    f"--out_dir={out_dir}"], stdout=out, stderr=err, text=True)
+                                    f"--precision={precision or 'fp32'}", f"--out_dir={out_dir}"],
+                                   stdout=out, stderr=err, text=True)
         # wait4 gives this child's own peak resident memory (KiB on Linux), not the workers'.
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
@@ -258,10 +280,12 @@ def end_to_end(cell):
         err.seek(0)
         lines, errors = out.read().splitlines(), err.read()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"train_lstm_mnist.py --cell={cell} failed: {errors.strip()[-500:]}")
-    testing = next(line for line in lines if line.startswith("Testing Accuracy:"))
-    full = next(line for line in lines if line.startswith("Full test set:"))
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "testing_accuracy": testing, "full_test": full}
+        raise RuntimeError(f"train_lstm_mnist.py, {variant}, failed: {errors.strip()[-500:]}")
+
+    def line(start):
+        return next(line for line in lines if line.startswith(start))
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "testing_accuracy": line("Testing Accuracy:"),
+            "full_test": line("Full test set:"), "steady_state": line("Steady state:"), "phases": line("Time:")}
 
 
 def profile(variant, runs=5):
@@ -299,7 +323,7 @@ def measure(args):
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variant {unknown[0]}; known: {', '.join(VARIANTS)}")
-    skipped = {v: "not installed (pip install -r benchmarks/requirements.txt)" for v in variants if not installed(v)}
+    skipped = {v: why for v in variants if (why := why_skipped(v))}
     workers = [Worker(v, args) for v in variants if v not in skipped]
     try:
         for w in workers:
@@ -323,7 +347,7 @@ def measure(args):
         "data_loading_s": data_loading_seconds(),
     }
     if args.e2e:
-        results["end_to_end"] = {cell: end_to_end(cell) for cell in ("basic", "fast")}
+        results["end_to_end"] = {v: end_to_end(v) for v in ("basic", "fast", "fast-bf16") if not why_skipped(v)}
     return results
 
 
@@ -340,12 +364,13 @@ def report(results):
                  f"GFLOP/s (recurrent) and {results['gemm']['weight_gradient_gflops']:.0f} GFLOP/s (weight grads)")
     for variant, why in results["skipped"].items():
         lines.append(f"{variant:<10} skipped: {why}")
-    if "fast" in ms and "pytorch" in ms:
-        lines.append(f"fast / pytorch steps/s: {ms['pytorch'] / ms['fast']:.2f}")
+    for suffix in ("", "-bf16"):
+        if "fast" + suffix in ms and "pytorch" + suffix in ms:
+            lines.append(f"fast{suffix} / pytorch{suffix} steps/s: {ms['pytorch' + suffix] / ms['fast' + suffix]:.2f}")
     lines.append(f"data loading: {results['data_loading_s']:.2f} s")
-    for cell, run in results.get("end_to_end", {}).items():
-        lines.append(f"end to end, cell={cell}: {run['wall_s']:.1f} s wall, peak memory {run['peak_mib']:.0f} MiB; "
-                     f"{run['testing_accuracy']}; {run['full_test']}")
+    for variant, run in results.get("end_to_end", {}).items():
+        lines.append(f"end to end, {variant}: {run['wall_s']:.1f} s wall, peak memory {run['peak_mib']:.0f} MiB; "
+                     f"{run['testing_accuracy']}; {run['full_test']}\n  {run['steady_state']}\n  {run['phases']}")
     return "\n".join(lines)
 
 

@@ -67,6 +67,8 @@ def test_bad_command_line_through_main(capsys):
     ("--validation_size=60001", ["validation_size = 60001", "between 0 and 60000"]),
     ("--checkpoint_every=0", ["checkpoint_every = 0", ">= 1"]),
     ("--cell=slow", ["cell = slow", '"basic" or "fast"']),
+    ("--precision=fp16", ["precision = fp16", '"fp32" or "bf16"']),
+    ("--precision=bf16", ["precision = bf16", "cell = \"basic\"", "--cell=fast"]),
 ])
 def test_bad_setting_is_refused_before_anything_is_written(capsys, tmp_path, override, words):
     out_dir = tmp_path / "runs"
@@ -161,3 +163,19 @@ def test_a_resume_cannot_change_what_a_checkpoint_means(name, value):
     with pytest.raises(errors.ConfigError, match=f"{name} = {value} differs from the saved run's {saved[name]}"):
         settings.check_resume_overrides({name: value}, saved)
     settings.check_resume_overrides({name: saved[name], "training_iters": 5}, saved)  # unchanged: fine
+
+
+@pytest.mark.parametrize("flags,lacks", [("fpu sse2 avx2 avx512f", True), ("fpu avx512f avx512_bf16", False),
+                                         ("fpu amx_bf16 amx_tile", False), (None, False)])
+def test_bf16_needs_the_cpu_to_say_it_has_bfloat16(tmp_path, flags, lacks):
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:  # None: no such file, as on a system without /proc: it cannot tell, so it allows
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n")
+    assert settings.cpu_lacks_bf16(str(cpuinfo)) is lacks
+
+
+def test_bf16_on_a_cpu_without_it_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "cpu_lacks_bf16", lambda: True)
+    code, out, err = run_main(capsys, "--cell=fast", "--precision=bf16", f"--out_dir={tmp_path}")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "precision = bf16 needs a CPU with AVX512-BF16 or AMX", "--precision=fp32")
