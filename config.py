@@ -32,7 +32,7 @@ out_dir = os.path.join(_HERE, "runs")  # parent folder of the run folders
 eval_every = 100  # validation accuracy every this many steps (0: never)
 checkpoint_every = 100  # save a checkpoint every this many steps, and at the end
 keep_checkpoints = 3  # how many of the latest checkpoints to keep
-plots = True  # write curves.png, predictions.png and confusion.png at the end
+plots = True  # write curves.png, predictions.png, confusion.png and reading.png at the end
 
 # Beyond one machine (distributed.py; only with --job_name, TF_CONFIG or --local_cluster)
 sync_replicas = False  # False: each worker updates the shared weights at once (async); True: SyncReplicasOptimizer

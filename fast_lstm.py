@@ -21,7 +21,7 @@ oneDNN's. Here:
 - the batch is split in two halves that run as independent recurrences, so
   that both cores of a small machine work at once (one small matmul does not
   get faster with a second thread, two of them side by side do);
-- optionally (precision = "bf16"), every matmul takes bfloat16 operands, for
+- optionally (precision = "bf16"), every matmul computes in bfloat16, for
   CPUs with AVX512-BF16 or AMX.
 Measured on a 2-core machine: benchmarks/README.md.
 """
@@ -52,27 +52,27 @@ def gate_scaling(n_hidden, forget_bias):
     return scale, shift
 
 
-def product(precision):
-    """The matmul of the given precision: "fp32", or "bf16": operands and product in bfloat16
-    (oneDNN sums in float32 inside), cast back to float32, so that everything else (the
-    elementwise gate math, weights, gradients, Adam's state) stays float32. TensorFlow has no
-    CPU matmul with bfloat16 operands and a float32 product."""
-    if precision == "fp32":
-        return tf.matmul
-
-    def bf16_matmul(a, b):
-        return tf.cast(tf.matmul(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)), tf.float32)
-    return bf16_matmul
+DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}  # config.py's precision: what the matmuls compute in
 
 
-def recurrence(x, w, b, n_input, matmul=tf.matmul):
+def matmul(a, b, dtype):
+    """a @ b with operands and product in `dtype` (bfloat16: oneDNN sums in float32 inside),
+    as float32. bfloat16 is for the matmuls alone: weights, gradients, Adam's state and the
+    elementwise gate math stay float32 (TensorFlow's CPU kernels do that no faster in bfloat16,
+    and computing the forward's bias and sigmoid in bfloat16 too was measured no faster).
+    With float32 the casts are no ops, and grappler still fuses MatMul + BiasAdd + Sigmoid."""
+    return tf.cast(tf.matmul(tf.cast(a, dtype), tf.cast(b, dtype)), tf.float32)
+
+
+def recurrence(x, w, b, n_input, dtype=tf.float32):
     """The forward pass, unrolled, with the scaled weights: per time step, lists of [x_t, h]
     (xh), the gates' sigmoid (s), tanh(j) (tj), c before the step (c), tanh(c) (tc) and h."""
     steps = types.SimpleNamespace(xh=[], s=[], tj=[], c=[], tc=[], h=[])
+    w = tf.cast(w, dtype)  # once, not at every step
     h = c = None
     for x_t in tf.unstack(x, axis=1):
         xh = x_t if h is None else tf.concat([x_t, h], axis=1)
-        s = tf.sigmoid(tf.nn.bias_add(matmul(xh, w[:n_input] if h is None else w), b))
+        s = tf.sigmoid(tf.nn.bias_add(matmul(xh, w[:n_input] if h is None else w, dtype), b))
         i, sj, f, o = tf.split(s, 4, axis=1)
         tj = 2.0 * sj - 1.0
         steps.c.append(c)
@@ -90,7 +90,7 @@ def recurrence(x, w, b, n_input, matmul=tf.matmul):
 def every_output(x, kernel, bias, forget_bias, precision="fp32"):
     """h at every time step, (batch, n_steps, n_hidden): the forward pass alone, for inference."""
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
-    steps = recurrence(x, kernel * scale, (bias + shift) * scale, x.shape[2], product(precision))
+    steps = recurrence(x, kernel * scale, (bias + shift) * scale, x.shape[2], DTYPES[precision])
     return tf.stack(steps.h, axis=1)
 
 
@@ -98,7 +98,7 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
     """h at the last time step, (batch, n_hidden), for x of (batch, n_steps, n_input)."""
     n_steps, n_input = x.shape[1], x.shape[2]
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
-    matmul = product(precision)
+    dtype = DTYPES[precision]
 
     @tf.custom_gradient
     def lstm(x, kernel, bias):
@@ -108,7 +108,7 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
         # scaling comes after the transpose, so the matmuls read a Mul, and grappler
         # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
-        steps = recurrence(x, w, b, n_input, matmul)
+        steps = recurrence(x, w, b, n_input, dtype)
         xh_steps, s_steps, tj_steps, c_steps, tc_steps = steps.xh, steps.s, steps.tj, steps.c, steps.tc
 
         def grad(dh):
@@ -122,9 +122,9 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
                 ds = tf.concat([dc * tj_steps[t], 2.0 * dc * i, d_f, dh * tc_steps[t]], axis=1)
                 d_steps[t] = tf.raw_ops.SigmoidGrad(y=s_steps[t], dy=ds)
                 if t > 0:
-                    dh = matmul(d_steps[t], w_h_t)
+                    dh = matmul(d_steps[t], w_h_t, dtype)
                     dc = dc * f
-            d_kernel = weight_gradient(xh_steps, d_steps, n_input, matmul) * scale
+            d_kernel = weight_gradient(xh_steps, d_steps, n_input, dtype) * scale
             d_bias = tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]) * scale
             return None, d_kernel, d_bias
 
@@ -137,18 +137,18 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
     return tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
 
 
-def weight_gradient(xh_steps, d_steps, n_input, matmul=tf.matmul):
+def weight_gradient(xh_steps, d_steps, n_input, dtype):
     """sum_t xh_t^T @ d_t, as one matmul per block of time steps.
 
     Step 0 saw only x (h was zero), so its contribution covers the x rows alone.
     """
-    first = matmul(tf.transpose(xh_steps[0]), d_steps[0])
+    first = matmul(tf.transpose(xh_steps[0]), d_steps[0], dtype)
     n_steps = len(xh_steps)
     size = -(-(n_steps - 1) // WEIGHT_GRADIENT_BLOCKS)
     blocks = []
     for start in range(1, n_steps, size):
         xh = tf.concat(xh_steps[start:start + size], axis=0)
         d = tf.concat(d_steps[start:start + size], axis=0)
-        blocks.append(matmul(tf.transpose(xh), d))
+        blocks.append(matmul(tf.transpose(xh), d, dtype))
     rest = tf.add_n(blocks)
     return rest + tf.pad(first, [[0, rest.shape[0] - n_input], [0, 0]])
