@@ -4,13 +4,12 @@ The phases follow each other, so they add up to the command's wall time so
 far; "start-up" is Python and the imports (TensorFlow's is most of it), from
 the moment the process started, where the system says when that was.
 """
+import os
 import time
 
 
 def seconds_since_process_start():
     """Wall seconds since this process started (Linux's /proc), or None where that cannot be read."""
-    import os
-
     try:
         with open("/proc/self/stat") as f:
             started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, after the name

@@ -39,7 +39,8 @@ def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
     assert fast_names == basic_names
     for name, b, f in zip(["pred", *basic_names], basic, fast, strict=True):
         assert f.shape == b.shape
-        np.testing.assert_allclose(f, b, rtol=1e-4, atol=1e-5, err_msg=name)
+        # float32 in another order of operations: measured 4e-7 of each array's largest value
+        assert np.abs(f - b).max() <= 2e-6 * np.abs(b).max(), name
     assert np.abs(basic[3]).max() > 1e-3  # the kernel gradient is not trivially zero
 
 
