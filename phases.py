@@ -30,7 +30,7 @@ class PhaseClock:
 
     def mark(self, phase):
         now = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.last
+        self.seconds[phase] = now - self.last
         self.last = now
 
     def line(self):

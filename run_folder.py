@@ -317,8 +317,8 @@ class TrainingRun:
 
     def end_training(self, step):
         """Training is over (the last step saved a checkpoint); `step` is the loop's counter."""
-        self.train_seconds = time.perf_counter() - self.started
         self.clock.mark("training")
+        self.train_seconds = self.clock.seconds["training"]
         self.steps = step - 1
         self.log.close()
         self.log = None

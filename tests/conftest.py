@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import gzip
 import os
@@ -95,3 +96,20 @@ def tiny_run(loaded_mnist, tmp_path_factory):
     with contextlib.redirect_stdout(out):
         results = train_lstm_mnist.train(cfg, fresh_copy(loaded_mnist))
     return cfg, results, out.getvalue().splitlines()
+
+
+@contextlib.contextmanager
+def served(tiny_run):
+    """serve.py's server for the tiny run's last checkpoint, in a thread: (base address, Reader)."""
+    import serve
+
+    cfg, results, _ = tiny_run
+    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
+    httpd = serve.make_server(reader)
+    serve.serve_in_thread(httpd)
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", reader
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        reader.close()

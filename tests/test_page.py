@@ -6,8 +6,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-
-import serve
+from conftest import served
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
@@ -18,14 +17,8 @@ SHOT = os.environ.get("PAGE_SCREENSHOT")  # where to keep the screenshot, for th
 
 @pytest.fixture(scope="module")
 def page_server(tiny_run):
-    cfg, results, _ = tiny_run
-    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
-    httpd = serve.make_server(reader)
-    serve.serve_in_thread(httpd)
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    reader.close()
+    with served(tiny_run) as (base, _):
+        yield base + "/"
 
 
 @pytest.fixture(scope="module")

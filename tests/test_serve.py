@@ -14,7 +14,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, served
 from PIL import Image
 
 import scoring
@@ -25,14 +25,8 @@ TIMEOUT = 30  # seconds any one request may take
 
 @pytest.fixture(scope="module")
 def server(tiny_run):
-    cfg, results, _ = tiny_run
-    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
-    httpd = serve.make_server(reader)
-    serve.serve_in_thread(httpd)
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", reader
-    httpd.shutdown()
-    httpd.server_close()
-    reader.close()
+    with served(tiny_run) as (base, reader):
+        yield base, reader
 
 
 def drawing_of(image, size=280):
