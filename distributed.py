@@ -180,6 +180,7 @@ def wait_until(not_ready, timeout, waiting_line, give_up):
     every few seconds; after `timeout` seconds, TrainingError(give_up(why))."""
     started = last_said = time.monotonic()
     while (why := not_ready()) is not None:
+        STOPS.check()
         now = time.monotonic()
         if now - started > timeout:
             raise TrainingError(give_up(why))

@@ -37,37 +37,55 @@ class Interrupted(BaseException):
 class StopRequests:
     """What SIGINT and SIGTERM do, phase by phase.
 
-    After `defer` (while training steps run), the first signal is only noted
-    (`requested`) and the loop honours it at its next safe point (after the
-    current step, once a checkpoint is saved); a second one then quits at once
-    (the signals' default action, which needs no Python code to run). At any
-    other time the run stops at once with Interrupted, whose message is the
-    phase's `what`: what was going on and what is safe. (TensorFlow holds the
-    main thread while it runs a step: Python sees a signal when that is done.)
+    The signal handler never raises: an exception raised from it lands in
+    whatever Python code runs at that moment, and inside TensorFlow's session
+    code that was swallowed (the run went on and exited 0) or crashed the
+    process (SIGSEGV in its C++ helpers), in about a third of the tries. So
+    the handler only notes the signal, and the code acts on it at safe points:
+    - after `defer` (while training steps run), the loop honours `requested`
+      after the current step, once a checkpoint is saved;
+    - at any other time `check()` raises Interrupted, whose message is the
+      phase's `what` when the signal came: what was going on and what is safe.
+      It is called between the batches of scoring, between waits, at every
+      change of phase and when the entry point's work returns.
+    A second signal quits at once (the signals' default action, which needs
+    no Python code to run): for a step or a call that does not return.
     """
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
         self.what = "while starting: nothing was saved"
         self.deferred = False
-        self.requested = self.notice = None
+        self.requested = self.pending = self.notice = None
 
     def now(self, what):
-        """From here on a signal stops at once, saying `what`."""
+        """From here on a signal stops the run at the next check, saying `what`."""
+        self.check()
         self.what, self.deferred = what, False
 
     def defer(self, notice=None):
         """From here on a signal is noted for the code to honour; `notice` says so at the first."""
+        self.check()
         self.deferred, self.requested, self.notice = True, None, notice
 
+    def check(self):
+        """Raise Interrupted if a signal came while the run was to stop at once."""
+        if self.pending:
+            raise self.pending
+
     def handle(self, signum, frame):
-        if self.deferred and self.requested is None:
-            self.requested = signum
-            for sig in SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            if self.notice:
-                print(f"{signal.Signals(signum).name}: {self.notice}", file=sys.stderr)
+        if self.requested is not None or self.pending is not None:
+            return  # only the first counts; the next one meets the default action set below
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if not self.deferred:
+            self.pending = Interrupted(signum, self.what)
             return
-        raise Interrupted(signum, self.what)
+        self.requested = signum
+        if self.notice:
+            print(f"{signal.Signals(signum).name}: {self.notice}", file=sys.stderr)
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -77,6 +95,7 @@ STOPS = StopRequests()  # signals are process-wide, and so is what they do
 @contextlib.contextmanager
 def signals_handled():
     """SIGINT and SIGTERM go to STOPS while the block runs."""
+    STOPS.reset()
     previous = {sig: signal.signal(sig, STOPS.handle) for sig in SIGNALS}
     try:
         yield STOPS
@@ -92,6 +111,7 @@ def run_entry_point(action):
     try:
         with signals_handled():
             code = action()
+            STOPS.check()  # a signal in the last phase, after its last check
     except (ConfigError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
+from errors import STOPS
+
 plt.switch_backend("Agg")  # files only: no display needed
 
 PREDICTION_GRID = 48  # test digits shown in predictions.png
@@ -40,6 +42,7 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
 def save_figure(fig, path):
     tmp = path + ".tmp"
     try:
+        STOPS.check()  # a signal stops the plots between figures
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         os.replace(tmp, path)
     finally:

@@ -258,9 +258,9 @@ class TrainingRun:
         save_settings(self.run_dir, self.cfg)
         self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
         self.seconds_aside = {"validation": 0.0, "checkpoints": 0.0}
+        STOPS.defer(STEP_NOTICE)  # first: a signal during the start-up stops here, before `started`
         self.clock.mark("session")
         self.done, self.started = done, time.perf_counter()
-        STOPS.defer(STEP_NOTICE)
         return done
 
     def after_step(self, sess, step, feed, acc=None, loss=None):

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 import reading
-from errors import ConfigError
+from errors import STOPS, ConfigError
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
 
@@ -20,6 +20,7 @@ def evaluate(sess, model, dataset, cfg, every_row=False):
     fetches = [model.cost, model.predicted] + ([model.reading.predicted] if every_row else [])
     total_loss, outputs = 0.0, []
     for start in range(0, dataset.num_examples, EVAL_BATCH):
+        STOPS.check()  # a signal stops a long scoring between batches
         images = dataset.images[start:start + EVAL_BATCH]
         feed = {model.x: images.reshape((-1, cfg.n_steps, cfg.n_input)),
                 model.y: dataset.labels[start:start + EVAL_BATCH]}

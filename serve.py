@@ -160,6 +160,9 @@ class Server(http.server.ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def service_actions(self):
+        errors.STOPS.check()  # serve_forever calls this every half second: a signal stops it here
+
     def server_close(self):
         with self.connections_lock:
             for connection in self.connections:
