@@ -76,9 +76,7 @@ class StopRequests:
             raise self.pending
 
     def handle(self, signum, frame):
-        if self.requested is not None or self.pending is not None:
-            return  # only the first counts; the next one meets the default action set below
-        for sig in SIGNALS:
+        for sig in SIGNALS:  # only the first signal comes here: the next one meets the default action
             signal.signal(sig, signal.SIG_DFL)
         if not self.deferred:
             self.pending = Interrupted(signum, self.what)

@@ -41,6 +41,11 @@ VARIANTS = {
 }
 
 
+def precision_of(variant):
+    """config.py's precision for a variant: its name ends in -bf16, or it is float32."""
+    return "bf16" if variant.endswith("-bf16") else "fp32"
+
+
 # ------------------------------------------------------------------ workers
 
 def batches(n):
@@ -61,8 +66,7 @@ def tf1_session(variant, threads=(None, None)):
     import train_lstm_mnist as script
     from tf_setup import tf1
 
-    overrides = {"cell": "fast" if variant.startswith("fast") else "basic",
-                 "precision": "bf16" if variant.endswith("bf16") else "fp32"}
+    overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant)}
     if variant == "tutorial":
         overrides.update(intra_op_threads=0, inter_op_threads=0)
     else:
@@ -162,7 +166,7 @@ def worker(variant, steps, threads):
         timed = keras3_timer(data_batches)
         timed(len(data_batches))
     else:
-        run = pytorch_stepper(variant.partition("-")[2] or "fp32") if variant.startswith("pytorch") else \
+        run = pytorch_stepper(precision_of(variant)) if variant.startswith("pytorch") else \
             tf1_stepper(variant, threads)
 
         def timed(n):
@@ -185,7 +189,7 @@ def why_skipped(variant):
     module = "torch" if variant.startswith("pytorch") else "keras" if variant == "keras3" else None
     if module and importlib.util.find_spec(module) is None:
         return "not installed (pip install -r benchmarks/requirements.txt)"
-    if variant.endswith("bf16") and settings.cpu_lacks_bf16():
+    if precision_of(variant) == "bf16" and settings.cpu_lacks_bf16():
         return "this CPU has neither AVX512-BF16 nor AMX (/proc/cpuinfo)"
     return None
 
@@ -266,12 +270,12 @@ def data_loading_seconds():
 def end_to_end(variant):
     """Wall seconds, peak memory (MiB) and the lines of results and phases of the whole default
     command, with the cell and precision of `variant` (basic, fast or fast-bf16)."""
-    cell, _, precision = variant.partition("-")
+    cell = variant.partition("-")[0]
     with tempfile.TemporaryDirectory() as out_dir, tempfile.TemporaryFile("w+") as out, \
             tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), f"--cell={cell}",
-                                    f"--precision={precision or 'fp32'}", f"--out_dir={out_dir}"],
+                                    f"--precision={precision_of(variant)}", f"--out_dir={out_dir}"],
                                    stdout=out, stderr=err, text=True)
         # wait4 gives this child's own peak resident memory (KiB on Linux), not the workers'.
         _, status, usage = os.wait4(process.pid, 0)
