@@ -10,13 +10,13 @@ model is rebuilt with that run's saved settings (config.json), which
 """
 import numpy as np
 
-import checkpoints
-import errors
-import run_folder
-import scoring
-import settings
+from lstm_mnist import checkpoints
+from lstm_mnist import errors
+from lstm_mnist import run_folder
+from lstm_mnist import scoring
+from lstm_mnist import settings
 import train_lstm_mnist as script
-from tf_setup import tf1
+from lstm_mnist.tf_setup import tf1
 
 
 def restored_session(cfg, checkpoint):

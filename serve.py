@@ -22,11 +22,11 @@ import threading
 
 import numpy as np
 
-import errors
+from lstm_mnist import errors
 import predict
-import run_folder
-import scoring
-import settings
+from lstm_mnist import run_folder
+from lstm_mnist import scoring
+from lstm_mnist import settings
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),

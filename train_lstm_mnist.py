@@ -19,16 +19,16 @@ import random
 import sys
 import types
 
-import checkpoints
+from lstm_mnist import checkpoints
 import data
-import distributed
-import errors
-import fast_lstm
-import phases
-import reading
-import run_folder
-import settings
-from tf_setup import tf, tf1
+from lstm_mnist import distributed
+from lstm_mnist import errors
+from lstm_mnist import fast_lstm
+from lstm_mnist import phases
+from lstm_mnist import reading
+from lstm_mnist import run_folder
+from lstm_mnist import settings
+from lstm_mnist.tf_setup import tf, tf1
 
 # ------------------------------------------------------------------- the data
 

@@ -62,9 +62,9 @@ def tf1_session(variant, threads=(None, None)):
     The tutorial's tf.Session() took TensorFlow's thread defaults; the others
     take config.py's, or the --*_threads given.
     """
-    import settings
+    from lstm_mnist import settings
     import train_lstm_mnist as script
-    from tf_setup import tf1
+    from lstm_mnist.tf_setup import tf1
 
     overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant)}
     if variant == "tutorial":
@@ -184,7 +184,7 @@ def why_skipped(variant):
     """Why this machine cannot run `variant`, or None."""
     import importlib.util
 
-    import settings
+    from lstm_mnist import settings
 
     module = "torch" if variant.startswith("pytorch") else "keras" if variant == "keras3" else None
     if module and importlib.util.find_spec(module) is None:
@@ -297,7 +297,7 @@ def profile(variant, runs=5):
     from traced steps (tracing inflates every kernel; read the shares, not the totals)."""
     import collections
 
-    from tf_setup import tf1
+    from lstm_mnist.tf_setup import tf1
 
     sess, model, _ = tf1_session(variant)
     batch_x, batch_y = batches(1)[0]

@@ -76,7 +76,7 @@ def assert_one_line_error(err, *words):
 
 def tiny_config(tmp_path, **overrides):
     """The shipped config with a tiny budget, writing its run folders under tmp_path."""
-    import settings
+    from lstm_mnist import settings
 
     return settings.make({"training_iters": 3000, "out_dir": str(tmp_path / "runs"), "plots": False, **overrides})
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_error, run_main, tiny_config
 
-import checkpoints
-import distributed
+from lstm_mnist import checkpoints
+from lstm_mnist import distributed
 import predict
 import train_lstm_mnist as script
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from conftest import fresh_copy, tiny_config
 
-import checkpoints
+from lstm_mnist import checkpoints
 import predict
-import scoring
-import settings
+from lstm_mnist import scoring
+from lstm_mnist import settings
 import train_lstm_mnist as script
-from tf_setup import tf, tf1
+from lstm_mnist.tf_setup import tf, tf1
 
 
 def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32"):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR, ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 
-import checkpoints
+from lstm_mnist import checkpoints
 import data
-import errors
+from lstm_mnist import errors
 import predict
 import train_lstm_mnist as script
-from tf_setup import tf, tf1
+from lstm_mnist.tf_setup import tf, tf1
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 
@@ -398,7 +398,7 @@ def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
 
 @pytest.mark.slow
 def test_ctrl_c_while_tensorflow_imports_is_one_line():
-    process = start("-c", "import tf_setup")
+    process = start("-c", "import lstm_mnist.tf_setup")
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
@@ -450,7 +450,7 @@ def test_a_full_disk_before_training_is_one_line_and_leaves_nothing(small_disk, 
 def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_path, capsys, monkeypatch):
     def no_space(*args, **kwargs):  # filling a disk exactly between training and the plots is not practical
         raise OSError(28, "No space left on device")
-    import plots
+    from lstm_mnist import plots
 
     monkeypatch.setattr(plots.plt.Figure, "savefig", no_space)
     results = script.train(tiny_config(tmp_path, training_iters=1500, plots=True), mnist)

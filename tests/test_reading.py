@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-import checkpoints
+from lstm_mnist import checkpoints
 import predict
-import reading
-import settings
+from lstm_mnist import reading
+from lstm_mnist import settings
 import train_lstm_mnist as script
-from tf_setup import tf1
+from lstm_mnist.tf_setup import tf1
 
 
 def test_row_of_final_answer_is_where_the_answer_settles():

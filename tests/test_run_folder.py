@@ -16,13 +16,13 @@ import pytest
 from conftest import ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 from PIL import Image
 
-import checkpoints
-import plots
+from lstm_mnist import checkpoints
+from lstm_mnist import plots
 import predict
-import run_folder
-import scoring
+from lstm_mnist import run_folder
+from lstm_mnist import scoring
 import train_lstm_mnist as script
-from tf_setup import tf, tf1
+from lstm_mnist.tf_setup import tf, tf1
 
 
 def test_run_folder_is_named_by_time_and_printed_last(tiny_run):

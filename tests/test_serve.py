@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, served
 from PIL import Image
 
-import scoring
+from lstm_mnist import scoring
 import serve
 
 TIMEOUT = 30  # seconds any one request may take

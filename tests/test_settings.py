@@ -9,9 +9,9 @@ import pytest
 from conftest import ROOT, assert_one_line_error, run_main
 
 import config
-import errors
-import run_folder
-import settings
+from lstm_mnist import errors
+from lstm_mnist import run_folder
+from lstm_mnist import settings
 import train_lstm_mnist as script
 
 

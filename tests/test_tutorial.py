@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, fresh_copy, tiny_config
 
-import scoring
-import settings
+from lstm_mnist import scoring
+from lstm_mnist import settings
 import train_lstm_mnist as script
-from tf_setup import tf1
+from lstm_mnist.tf_setup import tf1
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 ITER_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= \d+\.\d{6}, Training Accuracy= [01]\.\d{5}$")

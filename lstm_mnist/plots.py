@@ -8,7 +8,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from errors import STOPS
+from lstm_mnist.errors import STOPS
 
 plt.switch_backend("Agg")  # files only: no display needed
 

@@ -1,4 +1,4 @@
-"""TensorFlow, set up for TF1 graph style: `from tf_setup import tf, tf1`.
+"""TensorFlow, set up for TF1 graph style: `from lstm_mnist.tf_setup import tf, tf1`.
 
 Every module that needs TensorFlow imports it from here, so the set-up below
 always happens before TensorFlow is first imported, whatever the import order:

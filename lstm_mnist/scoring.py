@@ -5,8 +5,8 @@ import warnings
 
 import numpy as np
 
-import reading
-from errors import STOPS, ConfigError
+from lstm_mnist import reading
+from lstm_mnist.errors import STOPS, ConfigError
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
 

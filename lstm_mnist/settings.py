@@ -11,7 +11,7 @@ import os
 import re
 
 import config
-from errors import ConfigError
+from lstm_mnist.errors import ConfigError
 
 
 def config_values():

@@ -20,13 +20,13 @@ import time
 
 import numpy as np
 
-import checkpoints
-import scoring
-import settings
-from errors import STOPS, ConfigError, Interrupted, TrainingError
-from tf_setup import tf, tf1
+from lstm_mnist import checkpoints
+from lstm_mnist import scoring
+from lstm_mnist import settings
+from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
+from lstm_mnist.tf_setup import tf, tf1
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: the folder above this package
 METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
 PATH_SETTINGS = ("data_dir", "out_dir")
 STEP_NOTICE = "stopping after this step, once a checkpoint is saved (again to quit at once, without it)"
@@ -361,7 +361,7 @@ class TrainingRun:
 
     def write_plots(self, sess, predicted):
         """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""
-        import plots  # here: only runs that plot pay for matplotlib
+        from lstm_mnist import plots  # here: only runs that plot pay for matplotlib
 
         def step_probabilities_of(images):
             return sess.run(self.model.reading.probabilities,

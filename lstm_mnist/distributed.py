@@ -29,13 +29,13 @@ import sys
 import threading
 import time
 
-import checkpoints
+from lstm_mnist import checkpoints
 import data
-import run_folder
-import scoring
-import settings
-from errors import STOPS, ConfigError, Interrupted, TrainingError
-from tf_setup import tf, tf1
+from lstm_mnist import run_folder
+from lstm_mnist import scoring
+from lstm_mnist import settings
+from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
+from lstm_mnist.tf_setup import tf, tf1
 
 Role = collections.namedtuple("Role", ["cluster", "job", "index"])  # cluster: {"ps": [...], "worker": [...]}
 WAIT_LINE_EVERY_S = 5  # a waiting worker says so this often

@@ -27,7 +27,7 @@ Measured on a 2-core machine: benchmarks/README.md.
 """
 import types
 
-from tf_setup import tf, tf1
+from lstm_mnist.tf_setup import tf, tf1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
 WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul

@@ -14,8 +14,8 @@ import types
 
 import numpy as np
 
-from errors import ConfigError, TrainingError
-from tf_setup import tf, tf1
+from lstm_mnist.errors import ConfigError, TrainingError
+from lstm_mnist.tf_setup import tf, tf1
 
 CHECKPOINT_NAME = "model.ckpt"
 INDEX = "checkpoint"  # the Saver's index file: which checkpoint is the latest

@@ -10,7 +10,7 @@ import types
 
 import numpy as np
 
-from tf_setup import tf
+from lstm_mnist.tf_setup import tf
 
 
 def add_to_graph(every_output, w, b):
