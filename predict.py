@@ -10,12 +10,8 @@ model is rebuilt with that run's saved settings (config.json), which
 """
 import numpy as np
 
-from lstm_mnist import checkpoints
-from lstm_mnist import errors
-from lstm_mnist import run_folder
-from lstm_mnist import scoring
-from lstm_mnist import settings
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, errors, run_folder, scoring, settings
 from lstm_mnist.tf_setup import tf1
 
 

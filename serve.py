@@ -22,11 +22,8 @@ import threading
 
 import numpy as np
 
-from lstm_mnist import errors
 import predict
-from lstm_mnist import run_folder
-from lstm_mnist import scoring
-from lstm_mnist import settings
+from lstm_mnist import errors, run_folder, scoring, settings
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),

@@ -19,15 +19,8 @@ import random
 import sys
 import types
 
-from lstm_mnist import checkpoints
 import data
-from lstm_mnist import distributed
-from lstm_mnist import errors
-from lstm_mnist import fast_lstm
-from lstm_mnist import phases
-from lstm_mnist import reading
-from lstm_mnist import run_folder
-from lstm_mnist import settings
+from lstm_mnist import checkpoints, distributed, errors, fast_lstm, phases, reading, run_folder, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 # ------------------------------------------------------------------- the data

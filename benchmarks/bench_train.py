@@ -62,8 +62,8 @@ def tf1_session(variant, threads=(None, None)):
     The tutorial's tf.Session() took TensorFlow's thread defaults; the others
     take config.py's, or the --*_threads given.
     """
-    from lstm_mnist import settings
     import train_lstm_mnist as script
+    from lstm_mnist import settings
     from lstm_mnist.tf_setup import tf1
 
     overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant)}

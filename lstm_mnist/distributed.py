@@ -29,11 +29,8 @@ import sys
 import threading
 import time
 
-from lstm_mnist import checkpoints
 import data
-from lstm_mnist import run_folder
-from lstm_mnist import scoring
-from lstm_mnist import settings
+from lstm_mnist import checkpoints, run_folder, scoring, settings
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
 from lstm_mnist.tf_setup import tf, tf1
 

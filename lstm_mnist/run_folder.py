@@ -20,9 +20,7 @@ import time
 
 import numpy as np
 
-from lstm_mnist import checkpoints
-from lstm_mnist import scoring
-from lstm_mnist import settings
+from lstm_mnist import checkpoints, scoring, settings
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
 from lstm_mnist.tf_setup import tf, tf1
 

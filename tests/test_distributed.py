@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_error, run_main, tiny_config
 
-from lstm_mnist import checkpoints
-from lstm_mnist import distributed
 import predict
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, distributed
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 LIMIT_S = 120  # wall-clock limit of one cluster run

@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 from conftest import fresh_copy, tiny_config
 
-from lstm_mnist import checkpoints
 import predict
-from lstm_mnist import scoring
-from lstm_mnist import settings
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, scoring, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 

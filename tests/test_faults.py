@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR, ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 
-from lstm_mnist import checkpoints
 import data
-from lstm_mnist import errors
 import predict
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, errors
 from lstm_mnist.tf_setup import tf, tf1
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")

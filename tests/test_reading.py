@@ -2,11 +2,9 @@
 import numpy as np
 import pytest
 
-from lstm_mnist import checkpoints
 import predict
-from lstm_mnist import reading
-from lstm_mnist import settings
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, reading, settings
 from lstm_mnist.tf_setup import tf1
 
 

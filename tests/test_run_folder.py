@@ -16,12 +16,9 @@ import pytest
 from conftest import ROOT, assert_one_line_error, fresh_copy, run_main, tiny_config
 from PIL import Image
 
-from lstm_mnist import checkpoints
-from lstm_mnist import plots
 import predict
-from lstm_mnist import run_folder
-from lstm_mnist import scoring
 import train_lstm_mnist as script
+from lstm_mnist import checkpoints, plots, run_folder, scoring
 from lstm_mnist.tf_setup import tf, tf1
 
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT, served
 from PIL import Image
 
-from lstm_mnist import scoring
 import serve
+from lstm_mnist import scoring
 
 TIMEOUT = 30  # seconds any one request may take
 

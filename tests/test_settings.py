@@ -9,10 +9,8 @@ import pytest
 from conftest import ROOT, assert_one_line_error, run_main
 
 import config
-from lstm_mnist import errors
-from lstm_mnist import run_folder
-from lstm_mnist import settings
 import train_lstm_mnist as script
+from lstm_mnist import errors, run_folder, settings
 
 
 def test_config_values_are_the_tutorials():

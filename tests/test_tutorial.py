@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, fresh_copy, tiny_config
 
-from lstm_mnist import scoring
-from lstm_mnist import settings
 import train_lstm_mnist as script
+from lstm_mnist import scoring, settings
 from lstm_mnist.tf_setup import tf1
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
