@@ -19,11 +19,12 @@ import http.client
 import io
 import os
 import sys
-import tempfile
 import urllib.request
 import zlib
 
 import numpy as np
+
+from lstm_mnist.files import write_atomically
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -197,18 +198,12 @@ def download(name, directory, urls=(DEFAULT_SOURCE_URL, *MIRRORS), timeout=DOWNL
 
 
 def save_download(payload, directory, name):
-    """Write a checked download into place: under a temporary name first, then renamed."""
+    """Write a checked download into place, whole or not at all (lstm_mnist.files)."""
     target = os.path.join(directory, name + ".gz")
-    tmp = None
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".partial")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, target)
+        write_atomically(target, payload)
     except OSError as e:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
         raise DataError(f"{directory}: cannot save the downloaded {name}.gz there ({e.strerror or e}); "
                         f"make it writable or copy the four MNIST files into it") from e
     return target

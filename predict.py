@@ -11,14 +11,13 @@ model is rebuilt with that run's saved settings (config.json), which
 import numpy as np
 
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, run_folder, scoring, settings
-from lstm_mnist.tf_setup import tf1
+from lstm_mnist import checkpoints, errors, images, scoring, settings
 
 
 def restored_session(cfg, checkpoint):
     """(session, model) with the checkpoint's weights; close the session when done."""
     model = script.build_graph(cfg)
-    sess = tf1.Session(graph=model.graph, config=script.session_config(cfg))
+    sess = script.session(cfg, model)
     checkpoints.restore(sess, model, checkpoint)
     return sess, model
 
@@ -31,16 +30,16 @@ def score(cfg, checkpoint):
     sess, model = restored_session(cfg, checkpoint)
     with sess:
         script.score_test_images(sess, model, mnist, cfg)
-        return scoring.score_full_test_set(sess, model, mnist, cfg)
+        return scoring.score_full_test_set(sess, model, mnist)
 
 
 def predict(cfg, checkpoint, image_path):
     """Print and return the predicted digit and the ten probabilities."""
-    pixels = scoring.load_digit(image_path)
+    pixels = images.load_digit(image_path)
     errors.STOPS.now("while predicting: nothing is written, nothing to lose")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
-        probabilities = scoring.classify(sess, model, pixels, cfg)
+        probabilities = scoring.classify(sess, model, pixels)
     digit = int(np.argmax(probabilities))
     print(f"Predicted digit: {digit}")
     print("Probabilities: " + " ".join(f"{d}={p:.4f}" for d, p in enumerate(probabilities)))
@@ -56,7 +55,7 @@ def add_arguments(parser):
 def main(argv=None):
     def use_saved_model():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        cfg, checkpoint = run_folder.open_saved_run(arguments.model, overrides)
+        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         if arguments.image is None:
             score(cfg, checkpoint)
         else:

@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, run_folder, scoring, settings
+from lstm_mnist import errors, images, settings
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -48,11 +48,10 @@ class Reader:
 
     def read(self, image):
         """What the page shows for a PIL image of a drawing."""
-        pixels = scoring.digit_pixels(image)
-        feed = {self.model.x: pixels.reshape((1, self.cfg.n_steps, self.cfg.n_input))}
-        steps = self.sess.run(self.model.reading.probabilities, feed)[0]
+        pixels = images.digit_pixels(image)
+        steps = self.sess.run(self.model.reading.probabilities, self.model.feed(pixels))[0]
         return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(steps, 5).tolist(),
-                "answer": int(np.argmax(steps[-1])), "blank": scoring.is_blank(pixels)}
+                "answer": int(np.argmax(steps[-1])), "blank": images.is_blank(pixels)}
 
     def close(self):
         self.sess.close()
@@ -203,7 +202,7 @@ def add_arguments(parser):
 def main(argv=None):
     def serve():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        cfg, checkpoint = run_folder.open_saved_run(arguments.model, overrides)
+        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         with contextlib.closing(Reader(cfg, checkpoint)) as reader, make_server(reader, arguments.host,
                                                                                  arguments.port) as server:
             warning = host_warning(arguments.host)

@@ -6,22 +6,21 @@ of 28 pixels: the classic TensorFlow 1 tutorial, runnable on current TensorFlow.
     python train_lstm_mnist.py --resume=runs/RUN        # continue a run from its latest checkpoint
     python predict.py runs/RUN [digit.png]              # score a saved model, or classify an image
     python serve.py runs/RUN                            # a page to draw digits and watch the LSTM read
-    python train_lstm_mnist.py --local_cluster=1,2      # 1 ps + 2 workers on 127.0.0.1 (distributed.py)
+    python train_lstm_mnist.py --local_cluster=1,2      # 1 ps + 2 workers on 127.0.0.1 (lstm_mnist/distributed.py)
 
 The graph, hyperparameters and log lines are the tutorial's, in the tutorial's
 order: data, graph, session loop, test. What this project adds (validation and
 full test-set accuracy, timing, a run folder with config, metrics, TensorBoard
 events, checkpoints and plots, resume, clear errors) is marked "Beyond the
-tutorial" and lives in modules named for what it does; its lines come on lines
-of their own.
+tutorial" and lives in the lstm_mnist package, in modules named for what they do;
+its lines come on lines of their own.
 """
 import random
-import sys
-import types
 
 import data
-from lstm_mnist import checkpoints, distributed, errors, fast_lstm, phases, reading, run_folder, settings
-from lstm_mnist.tf_setup import tf, tf1
+from lstm_mnist import checkpoints, distributed, errors, fast_lstm, launch, phases, reading, run_folder, settings
+from lstm_mnist.model import Model
+from lstm_mnist.tf_setup import session_config, tf, tf1
 
 # ------------------------------------------------------------------- the data
 
@@ -93,43 +92,56 @@ def build_graph(cfg, cluster=None):
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 
         init = tf1.global_variables_initializer()
-    return types.SimpleNamespace(
-        graph=graph, x=x, y=y, weights=weights, biases=biases, lstm_cell=lstm_cell, outputs=outputs, pred=pred,
-        cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy, init=init,
-        global_step=global_step, predicted=predicted, probabilities=probabilities, reading=rows_read,
-        checkpoints=saving)
+    return Model(graph=graph, x=x, y=y, weights=weights, biases=biases, lstm_cell=lstm_cell, outputs=outputs,
+                 pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy, init=init,
+                 global_step=global_step, predicted=predicted, probabilities=probabilities, reading=rows_read,
+                 checkpoints=saving)
 
 
-def session_config(cfg):
-    """Beyond the tutorial: thread counts from config.py; soft placement lets the
-    CPU-only data-position variable sit beside a GPU graph."""
-    return tf1.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=cfg.intra_op_threads,
-                           inter_op_parallelism_threads=cfg.inter_op_threads)
+def session(cfg, model, cluster=None, resume=None):
+    """The tutorial's `tf.Session()`, its variables initialized. Beyond the tutorial: thread
+    settings from config.py; in a cluster, the cluster's session, in which the chief
+    initializes the variables or restores `resume`'s checkpoint."""
+    if cluster:
+        return cluster.session(model, resume)
+    sess = tf1.Session(graph=model.graph, config=session_config(cfg))
+    sess.run(model.init)
+    return sess
+
+
+def training_run(cfg, model, mnist, resume, clock, cluster=None):
+    """Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops,
+    the run folder; lstm_mnist/run_folder.py), or a cluster worker's part of it."""
+    if cluster:
+        return cluster.training_run(cfg, model, mnist, resume, clock)
+    return run_folder.TrainingRun(cfg, model, mnist, resume, clock)
 
 
 # ----------------------------------------------------------- the session loop
 
-def train(cfg, mnist=None, resume=None):
+def train(cfg, mnist=None, resume=None, role=None):
     """Train and test as the tutorial does; returns the run's numbers (see TrainingRun.finish).
 
     `mnist` saves loading the data again (tests); `resume` is a run folder or
-    checkpoint to continue from.
+    checkpoint to continue from; `role` makes this process a worker of a TF1
+    cluster (lstm_mnist/distributed.py), which runs this same loop on its shard.
     """
     errors.STOPS.now("before training started: nothing was saved")
     clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
+    cluster = distributed.Cluster(role, cfg) if role else None
     mnist = load_mnist(cfg, mnist)
     print_shapes(mnist)
+    if cluster:
+        mnist = cluster.own_part(mnist)  # this worker's shard of the training set
     clock.mark("data")
-    model = build_graph(cfg)
+    model = build_graph(cfg, cluster)
     clock.mark("graph")
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
 
-    with tf1.Session(graph=model.graph, config=session_config(cfg)) as sess, \
-            run_folder.TrainingRun(cfg, model, mnist, resume, clock) as run:
-        sess.run(model.init)
+    with training_run(cfg, model, mnist, resume, clock, cluster) as run, session(cfg, model, cluster, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
-        # Keep training until reach max iterations
-        while step * cfg.batch_size < cfg.training_iters:
+        # Keep training until reach max iterations (beyond the tutorial: or a cluster's workers together reach it)
+        while step * cfg.batch_size < cfg.training_iters and run.going(sess):
             # We will read a batch of 100 images [100 x 784] as batch_x; batch_y is a matrix of [100 x 10]
             batch_x, batch_y = mnist.train.next_batch(cfg.batch_size)
             # Each row of the image is one step of the sequence: batch_x becomes [100 x 28 x 28]
@@ -143,7 +155,7 @@ def train(cfg, mnist=None, resume=None):
                 print(f"Iter {step * cfg.batch_size}, Minibatch Loss= {loss:.6f}, Training Accuracy= {acc:.5f}")
             run.after_step(sess, step, {x: batch_x, y: batch_y}, acc, loss)  # Beyond: validation, checkpoints
             step += 1
-        run.end_training(step)
+        run.end_training(sess, step)
         print("Optimization Finished!")
 
         test_accuracy = score_test_images(sess, model, mnist, cfg)
@@ -172,16 +184,13 @@ def main(argv=None):
     def train_from_command_line():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
-            return distributed.run_local_cluster(arguments.local_cluster, argv, __file__)
+            return launch.run_local_cluster(arguments.local_cluster, argv, __file__)
         cfg, checkpoint = (settings.make(overrides), None) if arguments.resume is None else \
-            run_folder.open_saved_run(arguments.resume, overrides)
+            settings.open_saved_run(arguments.resume, overrides)
         role = distributed.role_of(arguments)
-        if role is None:
-            train(cfg, resume=checkpoint)
-        elif role.job == "ps":
-            distributed.run_ps(role)
-        else:
-            distributed.run_worker(role, cfg, checkpoint, sys.modules[__name__])
+        if role and role.job == "ps":
+            return distributed.run_ps(role)
+        train(cfg, resume=checkpoint, role=role)
     return errors.run_entry_point(train_from_command_line)
 
 

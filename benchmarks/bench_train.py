@@ -64,7 +64,6 @@ def tf1_session(variant, threads=(None, None)):
     """
     import train_lstm_mnist as script
     from lstm_mnist import settings
-    from lstm_mnist.tf_setup import tf1
 
     overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant)}
     if variant == "tutorial":
@@ -74,9 +73,7 @@ def tf1_session(variant, threads=(None, None)):
                                                              strict=True) if value is not None})
     cfg = settings.make(overrides)
     model = script.build_graph(cfg)
-    sess = tf1.Session(graph=model.graph, config=script.session_config(cfg))
-    sess.run(model.init)
-    return sess, model, cfg
+    return script.session(cfg, model), model, cfg
 
 
 def tf1_stepper(variant, threads):

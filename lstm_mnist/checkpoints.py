@@ -105,17 +105,19 @@ def error_text(error):
 
 # ------------------------------------------------------- saving, restoring
 
-def save(sess, model, run_dir, step, dataset):
-    """Save a checkpoint of `step` with the data position of `dataset`; returns its path.
+def save(sess, model, run_dir, step, dataset=None):
+    """Save a checkpoint of `step` with the data position of `dataset` (where the graph holds
+    one: not in a cluster); returns its path.
 
     The Saver writes each file under a temporary name and renames it when
     complete, and updates the index last, so a crash mid-save leaves the
     previous checkpoint the one a resume finds.
     """
-    buffer = io.BytesIO()
-    np.savez(buffer, **dataset.get_state())
     try:
-        sess.run(model.checkpoints.set_data_state, {model.checkpoints.data_state_in: buffer.getvalue()})
+        if model.checkpoints.data_state is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, **dataset.get_state())
+            sess.run(model.checkpoints.set_data_state, {model.checkpoints.data_state_in: buffer.getvalue()})
         return model.checkpoints.saver.save(sess, os.path.join(run_dir, CHECKPOINT_NAME), global_step=step,
                                             write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:

@@ -3,17 +3,18 @@
 TF1's between-graph replication with parameter servers, as in TensorFlow's
 tools/dist_test/python/mnist_replica.py: every worker builds the tutorial's
 graph with its variables placed on the ps tasks (replica_device_setter) and
-trains through a MonitoredTrainingSession; task 0 is the chief, which
-initializes or restores the variables, writes the run folder and checkpoints,
-prints the tutorial's lines and scores the test set. Each worker reads its own
-shard of the training data (examples i, i + W, i + 2W, ... for worker i of W),
-so that together they go through each example once per epoch, as one process
-would. Updates are asynchronous unless sync_replicas is set
-(SyncReplicasOptimizer: one update per step from all workers' gradients).
+runs the script's own loop (train_lstm_mnist.train) through a MonitoredSession;
+task 0 is the chief, which initializes the variables or restores the checkpoint
+given, and keeps the run folder (checkpoints, metrics, validation, the test set,
+plots) as a single process does. Each worker reads its own shard of the
+training data (examples i, i + W, i + 2W, ... for worker i of W), so that
+together they go through each example once per epoch, as one process would.
+Updates are asynchronous unless sync_replicas is set (SyncReplicasOptimizer:
+one update per step from all workers' gradients).
 
     python train_lstm_mnist.py --job_name=ps --task_index=0 --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222
     python train_lstm_mnist.py --job_name=worker --task_index=0 --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222
-    python train_lstm_mnist.py --local_cluster=1,2    # 1 ps + 2 workers on 127.0.0.1, for trying it out
+    python train_lstm_mnist.py --local_cluster=1,2    # 1 ps + 2 workers on 127.0.0.1 (launch.py)
 
 TF's gRPC servers listen without authentication: run them on a trusted network only.
 """
@@ -22,17 +23,15 @@ import json
 import os
 import re
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 import data
-from lstm_mnist import checkpoints, run_folder, scoring, settings
+from lstm_mnist import checkpoints, run_folder, settings
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
-from lstm_mnist.tf_setup import tf, tf1
+from lstm_mnist.tf_setup import session_config, tf, tf1
 
 Role = collections.namedtuple("Role", ["cluster", "job", "index"])  # cluster: {"ps": [...], "worker": [...]}
 WAIT_LINE_EVERY_S = 5  # a waiting worker says so this often
@@ -110,17 +109,17 @@ def done_queue(ps_index, workers):
         return tf1.FIFOQueue(workers, tf.int32, shared_name=f"done_queue{ps_index}")
 
 
-def tell_the_ps_done(server, cluster):
+def tell_the_ps_done(server, role, cfg):
+    cluster = role.cluster
     with tf.Graph().as_default():
         enqueues = [done_queue(i, len(cluster["worker"])).enqueue(1) for i in range(len(cluster["ps"]))]
-        with tf1.Session(server.target, config=session_config(cluster, None)) as sess:
+        with tf1.Session(server.target, config=worker_session_config(role, cfg)) as sess:
             sess.run(enqueues)
 
 
-def session_config(cluster, worker_index):
-    """Sessions see the ps tasks and their own worker only, so one never waits for another worker."""
-    filters = ["/job:ps"] + ([f"/job:worker/task:{worker_index}"] if worker_index is not None else [])
-    return tf1.ConfigProto(device_filters=filters, allow_soft_placement=True)
+def worker_session_config(role, cfg):
+    """A worker's sessions see the ps tasks and this worker only, so one never waits for another."""
+    return session_config(cfg, device_filters=["/job:ps", f"/job:worker/task:{role.index}"])
 
 
 # --------------------------------------------------------------------- ps
@@ -151,15 +150,87 @@ def run_ps(role):
 
 # ----------------------------------------------------------------- workers
 
-class Placement:
-    """How a worker's graph sits on the cluster (build_graph's `cluster`)."""
+class Cluster:
+    """This process as a worker of a TF1 cluster: its server, where its graph's variables go
+    (build_graph's `cluster`), its part of the data, its session and its part of the run.
+
+    Every worker runs the script's own loop (train_lstm_mnist.train) on its shard
+    of the training data and counts its own steps, from the global step at which
+    it joined; the run ends for all when the global step reaches the last step,
+    or when the chief sets the cluster's stop flag (on a signal).
+    """
 
     def __init__(self, role, cfg):
+        quiet_queue_runners_at_close()
+        self.role, self.cfg = role, cfg
+        self.is_chief = role.index == 0
         self.workers = len(role.cluster["worker"])
         self.sync = cfg.sync_replicas
+        self.server = start_server(role)
         self.device = tf1.train.replica_device_setter(worker_device=f"/job:worker/task:{role.index}",
                                                       cluster=tf1.train.ClusterSpec(role.cluster))
         self.sync_optimizer = None  # set by replicated(), for its session hook
+        if not self.is_chief:
+            tag_output(f"[worker {role.index}] ")
+
+    def own_part(self, mnist):
+        """`mnist` with this worker's shard as its training set: examples i, i + W, ... of worker i
+        of W, shuffled with seed + i, so that together the workers read each example once an epoch."""
+        shard = data.shard(mnist.train, self.role.index, self.workers, seed=self.cfg.seed + self.role.index)
+        return mnist._replace(train=shard)
+
+    def session(self, model, resume=None):
+        """A MonitoredSession on the cluster: the chief initializes the variables or restores the
+        checkpoint `resume` names (that very checkpoint); the others wait until it has."""
+        cfg, role = self.cfg, self.role
+        with model.graph.as_default(), tf1.device(self.device):
+            # Shared on the ps, yet a local variable: no checkpoint holds it, and the model is ready without it.
+            stop_flag = tf1.Variable(False, trainable=False, name="cluster_stop",
+                                     collections=[tf1.GraphKeys.LOCAL_VARIABLES])
+            self.hook = ClusterHook(model.global_step, stop_flag)
+            hooks = [self.hook] + ([self.sync_optimizer.make_session_run_hook(self.is_chief)] if self.sync else [])
+        checkpoint = checkpoints.find_checkpoint(resume)[0] if resume and self.is_chief else None
+        if checkpoint:
+            checkpoints.check_shapes(model, checkpoint)
+        wait_for_ps(role, cfg.cluster_timeout)
+        if not self.is_chief:
+            wait_for_the_chief(self.server, model, role, cfg)
+        creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
+        options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
+        with model.graph.as_default():
+            return tf1.train.MonitoredSession(
+                session_creator=creator(scaffold=tf1.train.Scaffold(saver=model.checkpoints.saver),
+                                        master=self.server.target, config=worker_session_config(role, cfg),
+                                        **options),
+                hooks=hooks, stop_grace_period_secs=2)
+
+    def training_run(self, cfg, model, mnist, resume, clock):
+        if self.is_chief:
+            return ChiefRun(cfg, model, mnist, resume, clock, self)
+        return WorkerRun(self)
+
+    def tell_the_ps_done(self):
+        tell_the_ps_done(self.server, self.role, self.cfg)
+
+
+class ClusterHook(tf1.train.SessionRunHook):
+    """Reads the global step and the stop flag with every run of the loop's session, for
+    `going`: no extra round trip to the ps, and no request_stop (after which the session
+    would refuse to score the test set)."""
+
+    def __init__(self, global_step, stop_flag):
+        self.fetches = [global_step, stop_flag]
+        self.raise_flag = stop_flag.assign(True)
+        self.global_step, self.stopped = 0, False
+
+    def after_create_session(self, session, coord):
+        self.global_step, self.stopped = session.run(self.fetches)
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs(self.fetches)
+
+    def after_run(self, run_context, run_values):
+        self.global_step, self.stopped = run_values.results
 
 
 def replicated(optimizer, cluster):
@@ -206,77 +277,18 @@ def connection_refused(host):
         return e.strerror or str(e)
 
 
-def wait_for_the_chief(server, model, role, timeout):
+def wait_for_the_chief(server, model, role, cfg):
     """A non-chief worker waits here, polling often, until the chief has initialized (or
     restored) the variables: MonitoredTrainingSession alone would poll every 30 s."""
     with model.graph.as_default():
         uninitialized = tf1.report_uninitialized_variables(tf1.global_variables())  # local ones are this worker's
-    with tf1.Session(server.target, graph=model.graph, config=session_config(role.cluster, role.index)) as sess:
+    timeout = cfg.cluster_timeout
+    with tf1.Session(server.target, graph=model.graph, config=worker_session_config(role, cfg)) as sess:
         wait_until(lambda: [name.decode() for name in sess.run(uninitialized)] or None, timeout,
                    lambda names: f"worker {role.index}: waiting for the chief to initialize the variables "
                                  f"({len(names)} not yet, {names[0]} among them)",
                    lambda names: f"worker {role.index}: the chief has not initialized the variables after "
                                  f"{timeout} s; is worker 0 running?")
-
-
-class StopHook(tf1.train.SessionRunHook):
-    """Stops a worker when the chief set the cluster's stop flag, or on SIGINT/SIGTERM; on the
-    chief, a signal also sets the flag, so that every worker stops."""
-
-    def __init__(self, flag, is_chief):
-        self.flag, self.is_chief = flag, is_chief
-        self.raise_flag = flag.assign(True) if is_chief else None
-
-    def before_run(self, run_context):
-        return tf1.train.SessionRunArgs(self.flag)
-
-    def after_run(self, run_context, run_values):
-        if STOPS.requested and self.is_chief:
-            run_context.session.run(self.raise_flag)
-        if run_values.results or STOPS.requested:
-            run_context.request_stop()
-
-
-def run_worker(role, cfg, resume, script):
-    """Train as one worker of the cluster; the chief (task 0) also keeps the run folder and scores."""
-    quiet_queue_runners_at_close()
-    is_chief = role.index == 0
-    workers = len(role.cluster["worker"])
-    server = start_server(role)
-    STOPS.now("before training started: nothing was saved")
-    mnist = script.load_mnist(cfg)
-    shard = data.shard(mnist.train, role.index, workers, seed=cfg.seed + role.index)
-    cluster = Placement(role, cfg)
-    model = script.build_graph(cfg, cluster)
-    with model.graph.as_default(), tf1.device(cluster.device):
-        # Shared on the ps, yet a local variable: no checkpoint holds it, and the model is ready without it.
-        stop_flag = tf1.Variable(False, trainable=False, name="cluster_stop",
-                                 collections=[tf1.GraphKeys.LOCAL_VARIABLES])
-        hooks = [tf1.train.StopAtStepHook(last_step=settings.last_step(cfg)),
-                 StopHook(stop_flag, is_chief)]
-        if cfg.sync_replicas:
-            hooks.append(cluster.sync_optimizer.make_session_run_hook(is_chief))
-    wait_for_ps(role, cfg.cluster_timeout)
-    if not is_chief:
-        wait_for_the_chief(server, model, role, cfg.cluster_timeout)
-    run_dir = chief_run_dir(cfg, resume, role.cluster) if is_chief else None
-    STOPS.defer(run_folder.STEP_NOTICE if is_chief else "stopping after this step")
-    with model.graph.as_default(), tf1.train.MonitoredTrainingSession(
-            master=server.target, is_chief=is_chief, checkpoint_dir=run_dir, hooks=hooks,
-            scaffold=tf1.train.Scaffold(saver=model.checkpoints.saver), save_checkpoint_steps=cfg.checkpoint_every,
-            save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
-            stop_grace_period_secs=2, save_graph_def=False, config=session_config(role.cluster, role.index)) as sess:
-        done = sess.run(model.global_step)  # after a restore, where the run stands
-        log = run_folder.RunLog(run_dir, model.graph, done, cfg) if is_chief else None
-        train_steps(sess, model, shard, cfg, role, log, done)
-    STOPS.now("after training: the checkpoints are in the chief's run folder")
-    if is_chief:
-        log.close()
-        score(server, model, mnist, cfg, role, run_dir, script)
-    tell_the_ps_done(server, role.cluster)
-    if STOPS.requested:
-        where = f": checkpoint saved in {run_dir}\nResume with: {resume_command(run_dir)}" if is_chief else ""
-        raise Interrupted(STOPS.requested, f"as worker {role.index}{where}")
 
 
 def quiet_queue_runners_at_close():
@@ -290,101 +302,107 @@ def quiet_queue_runners_at_close():
     threading.excepthook = hook
 
 
-def chief_run_dir(cfg, resume, cluster):
-    run_dir = checkpoints.find_checkpoint(resume)[1] if resume else run_folder.create_run_dir(cfg.out_dir)
-    run_folder.save_settings(run_dir, cfg, cluster)
-    return run_dir
+def tag_output(tag):
+    """Begin every line this process prints with `tag`: a non-chief worker's lines, beside the
+    chief's in one terminal (--local_cluster), say whose they are."""
+    sys.stdout = TaggedLines(sys.stdout, tag)
 
 
-def train_steps(sess, model, shard, cfg, role, log, done):
-    """The tutorial's loop on this worker's shard, from global step `done` until the last."""
-    logged = done
-    local_step = 0
-    while not sess.should_stop():
-        batch_x, batch_y = shard.next_batch(cfg.batch_size)
-        feed = {model.x: batch_x.reshape((cfg.batch_size, cfg.n_steps, cfg.n_input)), model.y: batch_y}
-        _, step = sess.run([model.optimizer, model.global_step], feed_dict=feed)
-        local_step += 1
-        due = step // cfg.display_step > logged // cfg.display_step if log else local_step % cfg.display_step == 0
-        if due and not sess.should_stop():
-            acc, loss = sess.run([model.accuracy, model.cost], feed_dict=feed)
-            if log:  # the chief prints the tutorial's line, at the global step
-                print(f"Iter {step * cfg.batch_size}, Minibatch Loss= {loss:.6f}, Training Accuracy= {acc:.5f}")
-                log.write(step, loss, acc)
-                logged = step
-            else:
-                print(f"[worker {role.index}] step {local_step} (global step {step}): minibatch loss {loss:.6f}, "
-                      f"accuracy {acc:.5f}")
+class TaggedLines:
+    def __init__(self, stream, tag):
+        self.stream, self.tag, self.at_line_start = stream, tag, True
+
+    def write(self, text):
+        for piece in text.splitlines(keepends=True):
+            self.stream.write((self.tag if self.at_line_start else "") + piece)
+            self.at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
-def score(server, model, mnist, cfg, role, run_dir, script):
-    """The tutorial's test line and the whole test set, with the trained variables on the ps tasks."""
-    print("Optimization Finished!")
-    with tf1.Session(server.target, graph=model.graph, config=session_config(role.cluster, role.index)) as sess:
-        script.score_test_images(sess, model, mnist, cfg)
-        scoring.score_full_test_set(sess, model, mnist, cfg)
-    print(f"Run folder: {run_dir}")
+# ------------------------------------------------------- the worker's part
+
+class ChiefRun(run_folder.TrainingRun):
+    """The chief's TrainingRun: the run folder, validation, metrics and plots as on one process.
+    The session restored the checkpoint; checkpoints, named by the global step, are saved
+    through a plain session of the cluster (a Saver cannot save through a MonitoredSession);
+    a signal also stops the other workers."""
+
+    def __init__(self, cfg, model, mnist, resume, clock, cluster):
+        super().__init__(cfg, model, mnist, resume, clock)
+        self.cluster = cluster
+        self.saving = tf1.Session(cluster.server.target, graph=model.graph,
+                                  config=worker_session_config(cluster.role, cfg))
+
+    def __exit__(self, *exc):
+        try:
+            super().__exit__(*exc)
+        finally:
+            self.saving.close()
+            if self.times is not None:  # started: the ps is there to tell
+                self.cluster.tell_the_ps_done()
+
+    def restore(self, sess):
+        if self.checkpoint:
+            print(f"Resuming {self.run_dir} from {self.checkpoint} (global step {self.cluster.hook.global_step})")
+        return self.cluster.hook.global_step
+
+    def cluster_record(self):
+        return self.cluster.role.cluster
+
+    def going(self, sess):
+        return cluster_going(self.cluster, self.last_step)
+
+    def save_checkpoint(self, sess, step):
+        self.saved_step = step
+        return checkpoints.save(self.saving, self.model, self.run_dir, self.cluster.hook.global_step)
+
+    def stop_the_others(self, sess):
+        self.saving.run(self.cluster.hook.raise_flag)
+
+    def resume_command(self):
+        return f"the same commands with --resume={shlex.quote(self.run_dir)} for the chief"
 
 
-def resume_command(run_dir):
-    return f"the same commands with --resume={shlex.quote(run_dir)} for the chief"
+class WorkerRun:
+    """A non-chief worker's part of the run: it trains and prints its own lines; the chief
+    keeps the run folder."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.last_step = settings.last_step(cluster.cfg)
+        self.started = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.started:  # the ps is there to tell
+            self.cluster.tell_the_ps_done()
+
+    def start(self, sess):
+        STOPS.defer("stopping after this step")
+        self.started = True
+        return self.cluster.hook.global_step
+
+    def going(self, sess):
+        return cluster_going(self.cluster, self.last_step)
+
+    def after_step(self, sess, step, feed, acc=None, loss=None):
+        if STOPS.requested:
+            raise Interrupted(STOPS.requested, f"as worker {self.cluster.role.index} after its step {step}: "
+                                               f"the others go on; the chief's checkpoints are in its run folder")
+
+    def end_training(self, sess, step):
+        STOPS.now("after training: the checkpoints are in the chief's run folder")
+
+    def finish(self, sess, test_accuracy):
+        return {"test_accuracy": float(test_accuracy)}
 
 
-# ------------------------------------------------------------ a local cluster
-
-def run_local_cluster(spec, argv, script_path):
-    """Start PS parameter servers and WORKERS workers of this script on 127.0.0.1 (free ports),
-    pass them the rest of the command line, and wait for all; returns the exit code."""
-    match = re.fullmatch(r"(\d+),(\d+)", spec)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise ConfigError(f"--local_cluster={spec}: expected PS,WORKERS with at least one of each, like 1,2")
-    n_ps, n_workers = int(match.group(1)), int(match.group(2))
-    ports = free_ports(n_ps + n_workers)
-    hosts = [f"127.0.0.1:{port}" for port in ports]
-    flags = [f"--ps_hosts={','.join(hosts[:n_ps])}", f"--worker_hosts={','.join(hosts[n_ps:])}"]
-    rest = [arg for arg in (argv if argv is not None else sys.argv[1:]) if not arg.startswith("--local_cluster")]
-    print(f"Local cluster: ps {', '.join(hosts[:n_ps])}; workers {', '.join(hosts[n_ps:])} (worker 0 is the chief)")
-    processes = [subprocess.Popen([sys.executable, script_path, *rest, f"--job_name={job}", f"--task_index={index}",
-                                   *flags])
-                 for job, count in (("ps", n_ps), ("worker", n_workers)) for index in range(count)]
-    chief = processes[n_ps]
-    previous = {sig: signal.signal(sig, lambda signum, frame: chief.send_signal(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # the chief stops the others
-    try:
-        codes = wait_for_all(processes)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    return next((code for code in codes if code), 0)
-
-
-def wait_for_all(processes):
-    """Exit codes of all processes; once one fails, the others are stopped (a ps would wait
-    for a failed worker forever)."""
-    failed_at = None
-    while any(process.poll() is None for process in processes):
-        if failed_at is None and any(process.poll() for process in processes):
-            failed_at = time.monotonic()
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-        if failed_at is not None and time.monotonic() - failed_at > 10:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-        time.sleep(0.1)
-    return [process.returncode for process in processes]
-
-
-def free_ports(count):
-    """Ports free on 127.0.0.1 now (another process may still take one before it is used)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+def cluster_going(cluster, last_step):
+    """Whether a worker may run another step: the global step is short of the last and the
+    chief has not stopped the cluster."""
+    return cluster.hook.global_step < last_step and not cluster.hook.stopped

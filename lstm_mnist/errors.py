@@ -24,14 +24,22 @@ class TrainingError(Exception):
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived (exit code 128 + signal); the message says what is safe.
 
-    A BaseException, as KeyboardInterrupt is: the signal handler raises it
-    wherever Python happens to be, and library code that catches Exception
-    (TensorFlow's does, around its feeds) must not swallow or rewrap it.
+    Raised by the code at its safe points (see StopRequests), never by the signal
+    handler. A BaseException, as KeyboardInterrupt is, so that library code that
+    catches Exception (TensorFlow's does, around its feeds and hooks) lets it pass
+    on to the entry point.
     """
 
     def __init__(self, signum, what):
         super().__init__(f"Interrupted by {signal.Signals(signum).name} {what}")
         self.exit_code = 128 + signum
+
+
+def cannot_write(path, error, then="then resume from the last checkpoint"):
+    """The TrainingError for a file that could not be written (a full disk, a read-only folder);
+    `then` says what the user can do once the cause is fixed."""
+    return TrainingError(f"cannot write {path}: {error.strerror or error}; free some space (or make it writable), "
+                         f"{then}")
 
 
 class StopRequests:

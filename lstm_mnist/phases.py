@@ -1,9 +1,10 @@
-"""How long each phase of a command took: the `Time:` line at the end of a run.
+"""Where a command's time went: the `Training time:`, `Steady state:` and `Time:` lines at the end of a run.
 
 The phases follow each other, so they add up to the command's wall time so
 far; "start-up" is Python and the imports (TensorFlow's is most of it), from
 the moment the process started, where the system says when that was.
 """
+import contextlib
 import os
 import time
 
@@ -36,3 +37,38 @@ class PhaseClock:
     def line(self):
         parts = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in self.seconds.items())
         return f"Time: {sum(self.seconds.values()):.1f} s so far: {parts}"
+
+
+class StepTimes:
+    """The training loop's own times: its first step (the graph's warm-up) and the time spent
+    on `aside` work (validation, checkpoints), so that the steady-state speed, the figure to
+    compare with other frameworks', can leave them out and report each."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.first_step = None
+        self.aside = {"validation": 0.0, "checkpoints": 0.0}
+
+    @contextlib.contextmanager
+    def spent_on(self, what):
+        started = time.perf_counter()
+        yield
+        self.aside[what] += time.perf_counter() - started
+
+    def first_step_done(self):
+        """The first step is left out whole, its validation and checkpoint included."""
+        self.first_step = time.perf_counter() - self.started
+        self.aside = dict.fromkeys(self.aside, 0.0)
+
+    def lines(self, train_seconds, first, last, batch_size):
+        """The `Training time:` line, and the `Steady state:` line where steps `first`..`last`
+        (the first of them left out) leave any to measure."""
+        trained = last - first + 1
+        lines = [f"Training time: {train_seconds:.1f} s for {trained} steps, "
+                 f"{trained * batch_size / max(train_seconds, 1e-9):.0f} examples/s (with validation and checkpoints)"]
+        if trained > 1:
+            steady = train_seconds - self.first_step - sum(self.aside.values())
+            lines.append(f"Steady state: {(trained - 1) * batch_size / max(steady, 1e-9):.0f} examples/s over steps "
+                         f"{first + 1}-{last} (left out: the first step {self.first_step:.2f} s, validation "
+                         f"{self.aside['validation']:.2f} s, checkpoints {self.aside['checkpoints']:.2f} s)")
+        return lines

@@ -1,7 +1,7 @@
 """The PNG plots a run leaves in its folder: curves, sample predictions, confusion matrix, reading.
 
-Each is written to a temporary name and renamed into place, so a crash mid-write
-never leaves a half-written picture.
+Each is written whole or not at all (files.py), so a crash mid-write never leaves a
+half-written picture.
 """
 import os
 
@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lstm_mnist.errors import STOPS
+from lstm_mnist.files import replaced_atomically
 
 plt.switch_backend("Agg")  # files only: no display needed
 
@@ -40,15 +41,12 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
 
 
 def save_figure(fig, path):
-    tmp = path + ".tmp"
     try:
         STOPS.check()  # a signal stops the plots between figures
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with replaced_atomically(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def plot_curves(rows, path):

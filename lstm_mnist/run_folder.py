@@ -2,16 +2,12 @@
 
     runs/<YYYYmmdd-HHMMSS>/
         config.json            the settings (paths inside the project relative to it) and versions
-        metrics.csv            one row per logged step
+        metrics.csv            one row per logged step (metrics.py)
         events.out.tfevents.*  TensorBoard: the graph and the same scalars
         model.ckpt-N.*         checkpoints (checkpoints.py), with the 'checkpoint' index
         *.png                  plots (plots.py)
 """
-import contextlib
-import csv
 import fcntl
-import io
-import json
 import os
 import shlex
 import shutil
@@ -20,32 +16,10 @@ import time
 
 import numpy as np
 
-from lstm_mnist import checkpoints, scoring, settings
+from lstm_mnist import checkpoints, metrics, phases, scoring, settings
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
-from lstm_mnist.tf_setup import tf, tf1
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: the folder above this package
-METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
-PATH_SETTINGS = ("data_dir", "out_dir")
 STEP_NOTICE = "stopping after this step, once a checkpoint is saved (again to quit at once, without it)"
-
-
-def write_atomically(path, text):
-    """Write under a temporary name, then rename: a crash never leaves a half-written file.
-    A failure (a full disk, say) is a TrainingError and leaves the old file as it was."""
-    try:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        if os.path.exists(path + ".tmp"):
-            os.remove(path + ".tmp")
-        raise cannot_write(path, e) from e
-
-
-def cannot_write(path, error):
-    return TrainingError(f"cannot write {path}: {error.strerror or error}; free some space (or make it "
-                         f"writable), then resume from the last checkpoint")
 
 
 def lock(run_dir):
@@ -84,143 +58,17 @@ def create_run_dir(out_dir):
     raise ConfigError(f"out_dir = {out_dir}: too many runs named {name}")
 
 
-# ---------------------------------------------------------------- config.json
-
-def portable_path(path):
-    """A path inside the project relative to it, so that a moved checkout or a run folder
-    copied to another machine finds its own data; any other path absolute."""
-    path = os.path.abspath(path)
-    inside = os.path.relpath(path, ROOT)
-    return path if inside == ".." or inside.startswith(".." + os.sep) else inside
-
-
-def save_settings(run_dir, cfg, cluster=None):
-    """config.json: the settings, the versions, and the cluster (distributed.py) if there is one."""
-    values = {name: portable_path(value) if name in PATH_SETTINGS else value for name, value in vars(cfg).items()}
-    record = {"config": values, "versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
-                                             "python": sys.version.split()[0]}}
-    if cluster:
-        record["cluster"] = cluster
-    write_atomically(os.path.join(run_dir, "config.json"), json.dumps(record, indent=2) + "\n")
-
-
-def saved_settings(run_dir):
-    """The settings a run was made with, as {name: value}: config.py's names and types,
-    the run's values (config.py's where the run predates a setting)."""
-    path = os.path.join(run_dir, "config.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)["config"]
-        if not isinstance(saved, dict):
-            raise TypeError(f"its config is a {type(saved).__name__}, not a table of settings")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{path}: cannot read the run's settings ({e}); is {run_dir} a run folder?") from e
-    values = settings.config_values()
-    for name, default in values.items():
-        value = saved.get(name, default)
-        if type(default) is float and type(value) is int:
-            value = float(value)
-        if type(value) is not type(default):
-            raise ConfigError(f"{path}: {name} is {value!r}, expected {type(default).__name__} like {default!r}; "
-                              f"correct or remove it")
-        values[name] = os.path.join(ROOT, value) if name in PATH_SETTINGS else value
-    return values
-
-
-def open_saved_run(path, overrides):
-    """(settings, checkpoint) of a saved run folder (its latest checkpoint) or checkpoint:
-    the settings of its config.json with `overrides` applied."""
-    checkpoint, run_dir = checkpoints.find_checkpoint(path)
-    saved = saved_settings(run_dir)
-    settings.check_resume_overrides(overrides, saved)
-    return settings.make(overrides, saved=saved), checkpoint
-
-
-# ------------------------------------------------------- metrics and events
-
-class RunLog:
-    """metrics.csv and TensorBoard events of a run folder, appended as training goes.
-
-    Opening at `step` after a resume drops what was logged beyond that step by a
-    run that stopped without a checkpoint there, so the logs match the model.
-    """
-
-    def __init__(self, run_dir, graph, step, cfg):
-        self.path = os.path.join(run_dir, "metrics.csv")
-        self.batch_size = cfg.batch_size
-        kept = io.StringIO()
-        metrics_writer(kept).writeheader()
-        metrics_writer(kept).writerows(row for row in read_metrics(self.path) if int(row["step"]) <= step)
-        write_atomically(self.path, kept.getvalue())
-        self.file = open(self.path, "a", newline="", encoding="utf-8")
-        self.csv = metrics_writer(self.file)
-        self.events = tf1.summary.FileWriter(run_dir, graph=graph if step == 0 else None)
-        if step:
-            # Tells TensorBoard to discard events logged beyond this step before.
-            self.events.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START),
-                                        global_step=step * cfg.batch_size)
-
-    def write(self, step, loss=None, accuracy=None, validation_accuracy=None):
-        examples = step * self.batch_size
-        try:
-            self.csv.writerow({"step": step, "examples": examples,
-                               "minibatch_loss": "" if loss is None else f"{loss:.6f}",
-                               "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
-                               "validation_accuracy": "" if validation_accuracy is None else
-                               f"{validation_accuracy:.5f}"})
-            self.file.flush()
-        except OSError as e:
-            raise cannot_write(self.path, e) from e
-        scalars = {"minibatch/loss": loss, "minibatch/accuracy": accuracy, "validation/accuracy": validation_accuracy}
-        values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
-        self.events.add_summary(tf1.Summary(value=values), global_step=examples)
-        self.events.flush()
-
-    def close(self):
-        self.file.close()
-        self.events.close()
-
-
-def metrics_writer(file):
-    return csv.DictWriter(file, METRIC_FIELDS, lineterminator="\n")
-
-
-def read_metrics(path):
-    """metrics.csv's rows (dicts of strings). Rows that are damaged (not numbers where numbers
-    belong, a binary mess) are dropped with one warning line: they never fail a run."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        text = f.read().replace("\0", "")
-    reader = csv.DictReader(io.StringIO(text))
-    rows = list(reader)
-    intact = [row for row in rows if intact_row(row)]
-    if len(intact) < len(rows) or (reader.fieldnames and reader.fieldnames != METRIC_FIELDS):
-        print(f"warning: {path} is damaged: kept its {len(intact)} intact rows, dropped the rest", file=sys.stderr)
-    return intact
-
-
-def intact_row(row):
-    try:
-        int(row["step"]), int(row["examples"])
-        for name in METRIC_FIELDS[2:]:
-            if row[name] != "":
-                float(row[name])
-        return True
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
 # ------------------------------------------------------------ a training run
 
 class TrainingRun:
     """What this project adds around the tutorial's loop: the run folder, validation,
     metrics and events, checkpoints, stop requests, the final extra lines and plots.
 
-    The loop reaches it through four calls: `start` once the variables are
-    initialized, `after_step` after every step, `end_training` after the last
-    step and `finish` after the tutorial's test line. Used as a context manager,
-    it closes its log files however the block ends.
+    The loop reaches it through five calls, in this order: `start` once the
+    session's variables are initialized, `going` before every step, `after_step`
+    after every step, `end_training` after the last step and `finish` after the
+    tutorial's test line. Used as a context manager, it closes its files however
+    the block ends. distributed.py's ChiefRun is this with the cluster's session.
     """
 
     def __init__(self, cfg, model, mnist, resume, clock):
@@ -231,7 +79,11 @@ class TrainingRun:
             self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir)
         self.lock = lock(self.run_dir)
         self.last_step = settings.last_step(cfg)
-        self.log = self.started = None
+        # Set by start(): the steps done before, the metrics log, the loop's own times.
+        self.done = self.log = self.times = None
+        self.saved_step = None  # the step of the last checkpoint this run wrote
+        # Set by end_training(): the steps the loop ran up to, and their time.
+        self.steps = self.train_seconds = None
 
     def __enter__(self):
         return self
@@ -239,7 +91,7 @@ class TrainingRun:
     def __exit__(self, error_type, *_):
         if self.log:
             self.log.close()
-        if error_type and not self.checkpoint and self.started is None:
+        if error_type and not self.checkpoint and self.times is None:
             shutil.rmtree(self.run_dir, ignore_errors=True)  # a new run stopped before training: nothing to keep
         os.close(self.lock)
 
@@ -248,18 +100,32 @@ class TrainingRun:
 
     def start(self, sess):
         """Restore a resumed run's checkpoint, record the settings, open the logs; returns the steps done."""
-        done = 0
-        if self.checkpoint:
-            done = checkpoints.restore(sess, self.model, self.checkpoint, self.mnist.train)
-            checkpoints.forget_nothing(self.model, self.run_dir)
-            print(f"Resuming {self.run_dir} after {self.iter_name(done)}")
-        save_settings(self.run_dir, self.cfg)
-        self.log = RunLog(self.run_dir, self.model.graph, done, self.cfg)
-        self.seconds_aside = {"validation": 0.0, "checkpoints": 0.0}
-        STOPS.defer(STEP_NOTICE)  # first: a signal during the start-up stops here, before `started`
+        done = self.restore(sess)
+        then = ("then resume again: the run folder is as it was" if self.checkpoint else
+                "then start the run again (nothing was trained; the new run folder is removed)")
+        settings.save_settings(self.run_dir, self.cfg, self.cluster_record(), then)
+        self.log = metrics.RunLog(self.run_dir, self.model.graph, done, self.cfg.batch_size)
+        STOPS.defer(STEP_NOTICE)  # first: a signal during the start-up stops here, before the loop
         self.clock.mark("session")
-        self.done, self.started = done, time.perf_counter()
+        self.done, self.times = done, phases.StepTimes()
         return done
+
+    def restore(self, sess):
+        """The resumed run's checkpoint into the session (with the data position); the steps it had done."""
+        if not self.checkpoint:
+            return 0
+        done = checkpoints.restore(sess, self.model, self.checkpoint, self.mnist.train)
+        checkpoints.forget_nothing(self.model, self.run_dir)
+        print(f"Resuming {self.run_dir} after {self.iter_name(done)}")
+        return done
+
+    def cluster_record(self):
+        return None  # one process: config.json records no cluster
+
+    def going(self, sess):
+        """Whether the loop may run another step: on one process, always (the tutorial's own
+        condition ends it); in a cluster, until the workers together reach the last step."""
+        return True
 
     def after_step(self, sess, step, feed, acc=None, loss=None):
         """Validation, metrics, checkpoints and stop requests after a step; `acc` and `loss`
@@ -271,28 +137,31 @@ class TrainingRun:
             acc, loss = sess.run([self.model.accuracy, self.model.cost], feed_dict=feed)
         if loss is not None:
             self.check_loss(loss, step)
-        with self.aside("validation"):
+        with self.times.spent_on("validation"):
             validation_accuracy = self.validate(sess, step)
         displayed = step % cfg.display_step == 0
         if displayed or validation_accuracy is not None:
             self.log.write(step, loss if displayed else None, acc if displayed else None, validation_accuracy)
         if save:
-            with self.aside("checkpoints"):
-                saved = checkpoints.save(sess, self.model, self.run_dir, step, self.mnist.train)
+            with self.times.spent_on("checkpoints"):
+                saved = self.save_checkpoint(sess, step)
         if step == self.done + 1:
-            self.first_step_seconds = time.perf_counter() - self.started
-            self.seconds_aside = dict.fromkeys(self.seconds_aside, 0.0)  # the first step is left out whole
+            self.times.first_step_done()
         if stopping:
+            self.stop_the_others(sess)
             raise Interrupted(stopping, f"after {self.iter_name(step)}: checkpoint saved to {saved}\n"
-                                        f"Resume with: python {shlex.quote(sys.argv[0])} "
-                                        f"--resume={shlex.quote(self.run_dir)}")
+                                        f"Resume with: {self.resume_command()}")
 
-    @contextlib.contextmanager
-    def aside(self, what):
-        """Time spent on `what` (validation, checkpoints), left out of the steady-state figure."""
-        started = time.perf_counter()
-        yield
-        self.seconds_aside[what] += time.perf_counter() - started
+    def save_checkpoint(self, sess, step):
+        """A checkpoint of `step`, with the training data's position; returns its path."""
+        self.saved_step = step
+        return checkpoints.save(sess, self.model, self.run_dir, step, self.mnist.train)
+
+    def stop_the_others(self, sess):
+        """Nothing to stop on one process; a cluster's chief stops every worker."""
+
+    def resume_command(self):
+        return f"python {shlex.quote(sys.argv[0])} --resume={shlex.quote(self.run_dir)}"
 
     def check_loss(self, loss, step):
         """A loss that is not finite, or above max_loss, stops the run before it can reach a checkpoint."""
@@ -308,16 +177,20 @@ class TrainingRun:
         validation = self.mnist.validation
         if not (self.cfg.eval_every and step % self.cfg.eval_every == 0 and validation.num_examples):
             return None
-        accuracy = scoring.evaluate(sess, self.model, validation, self.cfg).accuracy
+        accuracy = scoring.evaluate(sess, self.model, validation).accuracy
         print(f"Validation Accuracy= {accuracy:.5f} ({validation.num_examples} images) "
               f"at Iter {step * self.cfg.batch_size}")
         return accuracy
 
-    def end_training(self, step):
-        """Training is over (the last step saved a checkpoint); `step` is the loop's counter."""
+    def end_training(self, sess, step):
+        """Training is over; `step` is the loop's counter, one past the last step run. The last
+        step saved a checkpoint (in a cluster, where the chief's last step is not the run's last,
+        one is saved here)."""
+        self.steps = step - 1
+        if self.saved_step != self.steps:
+            self.save_checkpoint(sess, self.steps)
         self.clock.mark("training")
         self.train_seconds = self.clock.seconds["training"]
-        self.steps = step - 1
         self.log.close()
         self.log = None
         STOPS.now(f"while scoring the test set: training is finished and saved in {self.run_dir}; "
@@ -326,47 +199,37 @@ class TrainingRun:
     def finish(self, sess, test_accuracy):
         """The lines beyond the tutorial's: the whole test set, the training time, plots,
         the run folder. Returns the run's numbers."""
-        cfg = self.cfg
-        full = scoring.score_full_test_set(sess, self.model, self.mnist, cfg)
+        full = scoring.score_full_test_set(sess, self.model, self.mnist)
         self.clock.mark("scoring")
-        STOPS.now(f"{'while writing plots' if cfg.plots else 'at the end'}: the model, metrics and events are "
+        STOPS.now(f"{'while writing plots' if self.cfg.plots else 'at the end'}: the model, metrics and events are "
                   f"saved in {self.run_dir}")
-        trained = self.steps - self.done
-        print(f"Training time: {self.train_seconds:.1f} s for {trained} steps, "
-              f"{trained * cfg.batch_size / max(self.train_seconds, 1e-9):.0f} examples/s "
-              f"(with validation and checkpoints)")
-        self.print_steady_state()
-        if cfg.plots:
+        for line in self.times.lines(self.train_seconds, self.done + 1, self.steps, self.cfg.batch_size):
+            print(line)
+        if self.cfg.plots:
             self.write_plots(sess, full.predicted)
             self.clock.mark("plots")
         print(self.clock.line())
-        print(f"Run folder: {self.run_dir}")
+        print(f"Run folder: {shown_path(self.run_dir)}")
         return {"test_accuracy": float(test_accuracy), "full_test_accuracy": full.accuracy,
                 "full_test_loss": full.loss, "predicted": full.predicted, "steps": self.steps,
                 "train_seconds": self.train_seconds, "phase_seconds": dict(self.clock.seconds),
                 "run_dir": self.run_dir}
-
-    def print_steady_state(self):
-        """The training speed to compare with other frameworks' figures: without the first step
-        (graph warm-up), validation and checkpoints, each reported on its own."""
-        steady_steps = self.steps - self.done - 1
-        if steady_steps < 1:
-            return
-        steady = self.train_seconds - self.first_step_seconds - sum(self.seconds_aside.values())
-        print(f"Steady state: {steady_steps * self.cfg.batch_size / max(steady, 1e-9):.0f} examples/s over steps "
-              f"{self.done + 2}-{self.steps} (left out: the first step {self.first_step_seconds:.2f} s, validation "
-              f"{self.seconds_aside['validation']:.2f} s, checkpoints {self.seconds_aside['checkpoints']:.2f} s)")
 
     def write_plots(self, sess, predicted):
         """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""
         from lstm_mnist import plots  # here: only runs that plot pay for matplotlib
 
         def step_probabilities_of(images):
-            return sess.run(self.model.reading.probabilities,
-                            {self.model.x: images.reshape((-1, self.cfg.n_steps, self.cfg.n_input))})
+            return sess.run(self.model.reading.probabilities, self.model.feed(images))
         try:
-            plots.write_run_plots(self.run_dir, read_metrics(os.path.join(self.run_dir, "metrics.csv")),
+            plots.write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
                                   self.mnist.test, predicted, step_probabilities_of)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)
+
+
+def shown_path(path):
+    """A path as a user would type it here: relative to the current folder when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative == ".." or relative.startswith(".." + os.sep) else relative

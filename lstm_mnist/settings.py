@@ -1,4 +1,5 @@
-"""A run's settings: config.py's values (or a saved run's), the command line's overrides, checked.
+"""A run's settings: config.py's values (or a saved run's), the command line's overrides, checked;
+and a run folder's config.json, which records them.
 
 config.py is the one source of names, defaults and types: `--name=value` is
 parsed as the type of the default and checked against the rules below before
@@ -6,12 +7,22 @@ any work starts. Every problem is a ConfigError naming the setting.
 """
 import argparse
 import difflib
+import json
 import math
 import os
 import re
+import sys
+
+import numpy as np
 
 import config
-from lstm_mnist.errors import ConfigError
+from lstm_mnist import checkpoints
+from lstm_mnist.errors import ConfigError, cannot_write
+from lstm_mnist.files import write_atomically
+from lstm_mnist.tf_setup import tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project: the folder above this package
+PATH_SETTINGS = ("data_dir", "out_dir")  # saved relative to ROOT when inside it
 
 
 def config_values():
@@ -202,3 +213,60 @@ def check_with_data(cfg, mnist):
         raise refuse("batch_size", cfg.batch_size, f"at most the training images ({mnist.train.num_examples})")
     if cfg.test_len > mnist.test.num_examples:
         raise refuse("test_len", cfg.test_len, f"between 1 and the test-set size ({mnist.test.num_examples})")
+
+
+# ------------------------------------------------- a run folder's config.json
+
+def portable_path(path):
+    """A path inside the project relative to it, so that a moved checkout or a run folder
+    copied to another machine finds its own data; any other path absolute."""
+    path = os.path.abspath(path)
+    inside = os.path.relpath(path, ROOT)
+    return path if inside == ".." or inside.startswith(".." + os.sep) else inside
+
+
+def save_settings(run_dir, cfg, cluster=None, then="then resume from the last checkpoint"):
+    """config.json: the settings, the versions, and the cluster (distributed.py) if there is one.
+    A failure to write it is a TrainingError whose message ends with `then`, what to do next."""
+    values = {name: portable_path(value) if name in PATH_SETTINGS else value for name, value in vars(cfg).items()}
+    record = {"config": values, "versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
+                                             "python": sys.version.split()[0]}}
+    if cluster:
+        record["cluster"] = cluster
+    path = os.path.join(run_dir, "config.json")
+    try:
+        write_atomically(path, json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        raise cannot_write(path, e, then) from e
+
+
+def saved_settings(run_dir):
+    """The settings a run was made with, as {name: value}: config.py's names and types,
+    the run's values (config.py's where the run predates a setting)."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)["config"]
+        if not isinstance(saved, dict):
+            raise TypeError(f"its config is a {type(saved).__name__}, not a table of settings")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: cannot read the run's settings ({e}); is {run_dir} a run folder?") from e
+    values = config_values()
+    for name, default in values.items():
+        value = saved.get(name, default)
+        if type(default) is float and type(value) is int:
+            value = float(value)
+        if type(value) is not type(default):
+            raise ConfigError(f"{path}: {name} is {value!r}, expected {type(default).__name__} like {default!r}; "
+                              f"correct or remove it")
+        values[name] = os.path.join(ROOT, value) if name in PATH_SETTINGS else value
+    return values
+
+
+def open_saved_run(path, overrides):
+    """(settings, checkpoint) of a saved run folder (its latest checkpoint) or checkpoint:
+    the settings of its config.json with `overrides` applied."""
+    checkpoint, run_dir = checkpoints.find_checkpoint(path)
+    saved = saved_settings(run_dir)
+    check_resume_overrides(overrides, saved)
+    return make(overrides, saved=saved), checkpoint

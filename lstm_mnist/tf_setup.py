@@ -45,3 +45,11 @@ tf1 = tf.compat.v1
 tf1.logging.set_verbosity(tf1.logging.ERROR)
 warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")
 tf1.disable_eager_execution()
+
+
+def session_config(cfg, device_filters=None):
+    """Every session's config: thread counts from config.py; soft placement lets the CPU-only
+    data-position variable sit beside a GPU graph; in a cluster, `device_filters` (the devices
+    a worker's session sees)."""
+    return tf1.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=cfg.intra_op_threads,
+                           inter_op_parallelism_threads=cfg.inter_op_threads, device_filters=device_filters)

@@ -2,14 +2,22 @@ import contextlib
 import copy
 import gzip
 import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_DIR = os.path.join(ROOT, "data", "mnist")
+SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +112,7 @@ def served(tiny_run):
     import serve
 
     cfg, results, _ = tiny_run
-    reader = serve.Reader(cfg, os.path.join(results["run_dir"], "model.ckpt-29"))
+    reader = serve.Reader(cfg, tiny_checkpoint(tiny_run))
     httpd = serve.make_server(reader)
     serve.serve_in_thread(httpd)
     try:
@@ -113,3 +121,92 @@ def served(tiny_run):
         httpd.shutdown()
         httpd.server_close()
         reader.close()
+
+
+
+
+ITER_LINE = re.compile(r"^Iter (\d+), Minibatch Loss= \d+\.\d{6}, Training Accuracy= [01]\.\d{5}$")
+
+
+SHAPE_LINES = ["Train Images:  (55000, 784)", "Train Labels  (55000, 10)",
+               "Test Images:  (10000, 784)", "Test Labels:  (10000, 10)"]
+
+
+def write_digit_png(path, image, size=84):
+    """A 28x28 MNIST image as a larger, dark-on-light RGB PNG, as a user might draw it."""
+    pixels = (255 - image.reshape(28, 28) * 255).astype(np.uint8)
+    Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC).convert("RGB").save(path)
+
+
+def png_header_only(path, width, height):
+    """A PNG that declares a size without holding its pixels, as a decompression bomb does."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path):
+    """A copy of the session's tiny run folder, for a test that changes it: its path."""
+    copy = str(tmp_path / "run")
+    shutil.copytree(tiny_run[1]["run_dir"], copy)
+    return copy
+
+
+def start(*command):
+    return subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+
+
+def interrupt_after(process, signum, printed):
+    """Send `signum` once `printed(lines so far)` holds; (all stdout lines, stderr)."""
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if printed(lines):
+                process.send_signal(signum)
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return lines + out.splitlines(), err
+
+
+def logged_steps(count):
+    return lambda lines: sum(x.startswith("Iter ") for x in lines) == count
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real, tiny filesystem (tmpfs of 1 MiB) to fill; skipped where mounting is not allowed."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not root'}); "
+                    f"test_full_disk_while_saving_is_reported_and_the_previous_checkpoint_stays simulates the errno")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder, leave=0):
+    """Fill the filesystem of `folder` up to `leave` bytes."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(os.path.join(folder, "filler"), "wb") as f:
+        f.write(b"\0" * max(free - leave, 0))
+
+
+def tiny_checkpoint(tiny_run, folder=None, before=0):
+    """The path of the tiny run's last checkpoint (`before=1`: the one saved before it), in `folder`
+    (by default the run's own): the step comes from the run's settings."""
+    from lstm_mnist import settings
+
+    cfg, results, _ = tiny_run
+    last = settings.last_step(cfg)
+    step = last if before == 0 else (last // cfg.checkpoint_every - before + 1) * cfg.checkpoint_every
+    return os.path.join(folder or results["run_dir"], f"model.ckpt-{step}")

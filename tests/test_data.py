@@ -1,10 +1,12 @@
 """data.py on the shipped MNIST files and on small IDX files the tests write."""
 import gzip
 import itertools
+import os
+import shutil
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, write_dataset, write_idx
+from conftest import MNIST_DIR, assert_one_line_error, run_main, write_dataset, write_idx
 
 import data
 
@@ -372,3 +374,34 @@ def test_the_tutorials_data_cells_run_unchanged(mnist, capsys):
                                                     "Test Images:  (10000, 784)", "Test Labels:  (10000, 10)"]
     assert batch_x.shape == (100, 28, 28) and batch_y.shape == (100, 10)
     assert test_data.shape == (128, 28, 28) and test_label.shape == (128, 10)
+
+
+def test_data_dir_that_is_a_file_through_the_script_is_one_line(capsys, tmp_path):
+    (tmp_path / "mnist").write_text("not a folder")
+    code, _, err = run_main(capsys, f"--data_dir={tmp_path / 'mnist'}", f"--out_dir={tmp_path / 'runs'}")
+    assert code == 2
+    assert_one_line_error(err, str(tmp_path / "mnist"), "is a file")
+
+
+def test_unreadable_data_file(monkeypatch):
+    def denied(path, mode="r", *args, **kwargs):  # root reads anything: the errno is simulated
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(data, "open", denied, raising=False)
+    with pytest.raises(data.DataError, match=r"train-images-idx3-ubyte\.gz: cannot read: Permission denied"):
+        data.read_data_sets(MNIST_DIR)
+
+
+def test_folder_in_place_of_a_data_file(tmp_path):
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").mkdir()
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\.gz: cannot read: Is a directory"):
+        data.read_labels(str(tmp_path / "t10k-labels-idx1-ubyte.gz"))
+
+
+def test_labels_file_from_the_other_set(tmp_path, capsys):
+    for name in (data.TRAIN_IMAGES, data.TEST_IMAGES, data.TEST_LABELS):
+        shutil.copy(os.path.join(MNIST_DIR, name + ".gz"), tmp_path)
+    shutil.copy(os.path.join(MNIST_DIR, data.TEST_LABELS + ".gz"), tmp_path / (data.TRAIN_LABELS + ".gz"))
+    code, _, err = run_main(capsys, f"--data_dir={tmp_path}", f"--out_dir={tmp_path / 'runs'}")
+    assert code == 2
+    assert_one_line_error(err, f"{data.TRAIN_IMAGES} holds 60000 images but {data.TRAIN_LABELS} holds 10000 labels",
+                          "different sets")

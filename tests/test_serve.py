@@ -14,11 +14,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ROOT, served
+from conftest import ROOT, served, tiny_checkpoint
 from PIL import Image
 
 import serve
-from lstm_mnist import scoring
+from lstm_mnist import images
 
 TIMEOUT = 30  # seconds any one request may take
 
@@ -72,7 +72,7 @@ def test_a_drawing_is_read_as_predict_reads_the_same_image(server, mnist, tmp_pa
     assert result["answer"] == int(np.argmax(steps[-1]))
     # One preprocessing for both: the same picture as a PNG file gives predict.py the same 28x28 image.
     Image.fromarray(np.uint8(drawing["pixels"]).reshape(280, 280)).save(tmp_path / "drawing.png")
-    np.testing.assert_allclose(result["image"], scoring.load_digit(str(tmp_path / "drawing.png"))[0], atol=1e-4)
+    np.testing.assert_allclose(result["image"], images.load_digit(str(tmp_path / "drawing.png"))[0], atol=1e-4)
     assert np.corrcoef(result["image"], image)[0, 1] > 0.9  # and it is the digit that was drawn
 
 
@@ -158,7 +158,8 @@ def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
-        address = re.fullmatch(r"Serving \S+model\.ckpt-29 at (http://127\.0\.0\.1:\d+)/ \(Ctrl-C to stop\)\n", line)
+        address = re.fullmatch(rf"Serving {re.escape(tiny_checkpoint(tiny_run))} at (http://127\.0\.0\.1:\d+)/ "
+                               rf"\(Ctrl-C to stop\)\n", line)
         assert address, line + process.stderr.read() if process.poll() is not None else line
         with urllib.request.urlopen(address.group(1) + "/", timeout=TIMEOUT) as response:
             assert response.status == 200

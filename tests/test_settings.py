@@ -1,25 +1,16 @@
-"""Settings: config.py, the command line and the rules. Nothing here trains."""
+"""Settings: config.py, the command line, the rules, and a run folder's config.json."""
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, assert_one_line_error, run_main
+from conftest import assert_one_line_error, run_main, tiny_checkpoint
 
 import config
+import predict
 import train_lstm_mnist as script
-from lstm_mnist import errors, run_folder, settings
-
-
-def test_config_values_are_the_tutorials():
-    values = settings.config_values()
-    assert {name: values[name] for name in ("n_input", "n_steps", "n_hidden", "n_classes", "learning_rate",
-                                            "training_iters", "batch_size", "display_step")} == {
-        "n_input": 28, "n_steps": 28, "n_hidden": 128, "n_classes": 10, "learning_rate": 0.001,
-        "training_iters": 100000, "batch_size": 100, "display_step": 10}
-    assert list(values)[:4] == ["n_input", "n_steps", "n_hidden", "n_classes"]  # config.py's order
+from lstm_mnist import errors, settings
+from lstm_mnist.tf_setup import tf
 
 
 def test_command_line_overrides_are_typed_like_the_defaults():
@@ -76,18 +67,6 @@ def test_bad_setting_is_refused_before_anything_is_written(capsys, tmp_path, ove
     assert not out_dir.exists()
 
 
-def test_help_lists_every_setting_with_default_and_comment():
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train_lstm_mnist.py"), "--help"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0
-    for name in settings.config_values():
-        assert f"--{name}" in result.stdout
-    assert "Adam learning rate" in result.stdout and "(default: 0.001)" in result.stdout
-    assert "--resume RUN_DIR|CKPT" in result.stdout
-
-
-# ------------------------------------------------------------ saved settings
-
 def write_config_json(run_dir, values):
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
@@ -96,17 +75,17 @@ def write_config_json(run_dir, values):
 
 def test_paths_inside_the_project_are_saved_relative_to_it(tmp_path):
     cfg = settings.make({"out_dir": str(tmp_path / "elsewhere")})
-    run_folder.save_settings(str(tmp_path), cfg)
+    settings.save_settings(str(tmp_path), cfg)
     saved = json.loads((tmp_path / "config.json").read_text())["config"]
     assert saved["data_dir"] == os.path.join("data", "mnist")
     assert saved["out_dir"] == str(tmp_path / "elsewhere")  # outside the project: absolute
-    assert run_folder.saved_settings(str(tmp_path)) == vars(cfg)
+    assert settings.saved_settings(str(tmp_path)) == vars(cfg)
 
 
 def test_a_moved_checkout_finds_its_own_data(tmp_path):
     # A config.json written by a checkout elsewhere: the relative data_dir resolves against this one.
     write_config_json(tmp_path, {"data_dir": "data/mnist", "n_hidden": 64})
-    values = run_folder.saved_settings(str(tmp_path))
+    values = settings.saved_settings(str(tmp_path))
     assert values["data_dir"] == config.data_dir and values["n_hidden"] == 64
 
 
@@ -115,13 +94,13 @@ def test_a_moved_checkout_finds_its_own_data(tmp_path):
 def test_saved_settings_of_the_wrong_type_are_one_line(tmp_path, key, value):
     write_config_json(tmp_path, {key: value})
     with pytest.raises(errors.ConfigError, match=f"config.json: {key} is {re.escape(repr(value))}, expected"):
-        run_folder.saved_settings(str(tmp_path))
+        settings.saved_settings(str(tmp_path))
 
 
 def test_config_json_that_is_not_settings(tmp_path):
     (tmp_path / "config.json").write_text('{"config": [1, 2]}')
     with pytest.raises(errors.ConfigError, match="cannot read the run's settings"):
-        run_folder.saved_settings(str(tmp_path))
+        settings.saved_settings(str(tmp_path))
 
 
 @pytest.mark.parametrize("override,words", [
@@ -177,3 +156,29 @@ def test_bf16_on_a_cpu_without_it_is_one_line(capsys, tmp_path, monkeypatch):
     code, out, err = run_main(capsys, "--cell=fast", "--precision=bf16", f"--out_dir={tmp_path}")
     assert code == 2 and out == ""
     assert_one_line_error(err, "precision = bf16 needs a CPU with AVX512-BF16 or AMX", "--precision=fp32")
+
+
+def test_config_json_round_trips(tiny_run):
+    cfg, metrics, _ = tiny_run
+    with open(os.path.join(metrics["run_dir"], "config.json")) as f:
+        record = json.load(f)
+    assert record["config"] == {**vars(cfg), "data_dir": os.path.join("data", "mnist")}
+    assert record["versions"]["tensorflow"] == tf.__version__
+    assert settings.saved_settings(metrics["run_dir"]) == vars(cfg)
+
+
+def test_resume_takes_the_saved_settings_with_overrides(tiny_run):
+    cfg, metrics, _ = tiny_run
+    resumed, checkpoint = settings.open_saved_run(metrics["run_dir"], {"training_iters": 4000})
+    assert checkpoint == tiny_checkpoint(tiny_run)
+    assert resumed.eval_every == 10 and resumed.training_iters == 4000 and resumed.out_dir == cfg.out_dir
+
+
+def test_a_resume_with_another_architecture_is_one_line_and_the_run_folder_stays_usable(tiny_run_copy, capsys):
+    run_dir = tiny_run_copy
+    before = {name: open(os.path.join(run_dir, name), "rb").read() for name in ("config.json", "metrics.csv")}
+    code, out, err = run_main(capsys, f"--resume={run_dir}", "--n_hidden=64", "--training_iters=4000")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "n_hidden = 64 differs from the saved run's 128")
+    assert {name: open(os.path.join(run_dir, name), "rb").read() for name in before} == before
+    assert run_main(capsys, run_dir, main=predict.main)[0] == 0

@@ -11,7 +11,11 @@ from conftest import MNIST_DIR
 import data
 
 NAME = data.TEST_LABELS  # the smallest of the four files
+
+
 GOOD = open(os.path.join(MNIST_DIR, NAME + ".gz"), "rb").read()
+
+
 GOOD_RAW = gzip.decompress(GOOD)
 
 
@@ -120,7 +124,8 @@ def test_a_read_only_data_folder_is_one_error_and_leaves_nothing(server, tmp_pat
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(data.tempfile, "mkstemp", read_only)  # root can write anywhere; the errno is simulated
+    # Root can write anywhere, so the errno is simulated, at the rename: the temporary file must go too.
+    monkeypatch.setattr(os, "replace", read_only)
     with pytest.raises(data.DataError, match=f"{tmp_path}: cannot save the downloaded {NAME}.gz there "
                                              r"\(Permission denied\)"):
         data.download(NAME, str(tmp_path), urls=[base + "/m/"])

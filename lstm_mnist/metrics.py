@@ -1,0 +1,99 @@
+"""A run's metrics log: metrics.csv and the TensorBoard events, one row per logged step."""
+import csv
+import io
+import os
+import sys
+
+from lstm_mnist.errors import cannot_write
+from lstm_mnist.files import write_atomically
+from lstm_mnist.tf_setup import tf1
+
+METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
+
+
+class RunLog:
+    """metrics.csv and TensorBoard events of a run folder, appended as training goes.
+
+    Opening at `step` after a resume drops what was logged beyond that step by a
+    run that stopped without a checkpoint there, so the logs match the model.
+    """
+
+    def __init__(self, run_dir, graph, step, batch_size):
+        self.path = os.path.join(run_dir, "metrics.csv")
+        self.batch_size = batch_size
+        kept = io.StringIO()
+        metrics_writer(kept).writeheader()
+        metrics_writer(kept).writerows(row for row in read_metrics(self.path) if int(row["step"]) <= step)
+        try:
+            write_atomically(self.path, kept.getvalue())
+        except OSError as e:
+            raise cannot_write(self.path, e) from e
+        self.file = open(self.path, "a", newline="", encoding="utf-8")
+        self.csv = metrics_writer(self.file)
+        self.events = tf1.summary.FileWriter(run_dir, graph=graph if step == 0 else None)
+        if step:
+            # Tells TensorBoard to discard events logged beyond this step before.
+            self.events.add_session_log(tf1.SessionLog(status=tf1.SessionLog.START), global_step=step * batch_size)
+
+    def write(self, step, loss=None, accuracy=None, validation_accuracy=None):
+        examples = step * self.batch_size
+        try:
+            self.csv.writerow({"step": step, "examples": examples,
+                               "minibatch_loss": "" if loss is None else f"{loss:.6f}",
+                               "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
+                               "validation_accuracy": "" if validation_accuracy is None else
+                               f"{validation_accuracy:.5f}"})
+            self.file.flush()
+        except OSError as e:
+            raise cannot_write(self.path, e) from e
+        scalars = {"minibatch/loss": loss, "minibatch/accuracy": accuracy, "validation/accuracy": validation_accuracy}
+        values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
+        self.events.add_summary(tf1.Summary(value=values), global_step=examples)
+        self.events.flush()
+
+    def close(self):
+        self.file.close()
+        self.events.close()
+
+
+def metrics_writer(file):
+    return csv.DictWriter(file, METRIC_FIELDS, lineterminator="\n")
+
+
+def read_metrics(path):
+    """metrics.csv's rows (dicts of strings). Rows that are damaged (not numbers where numbers
+    belong, a binary mess, bytes the csv module itself rejects) are dropped with one warning
+    line: they never fail a run."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        lines = f.read().replace("\0", "").splitlines()
+    # Parsed line by line: a stray quote or carriage return in one line would otherwise make the
+    # csv module read on into the next lines, or raise (`new-line character seen in unquoted field`).
+    header, rows = parsed_line(lines[0]) if lines else None, [parsed_line(line) for line in lines[1:]]
+    intact = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows if intact_row(row)]
+    if len(intact) < len(rows) or (lines and header != METRIC_FIELDS):
+        print(f"warning: {path} is damaged: kept its {len(intact)} intact rows, dropped the rest", file=sys.stderr)
+    return intact
+
+
+def parsed_line(line):
+    """One line of metrics.csv as a list of fields, or None where the csv module rejects it."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return None
+
+
+def intact_row(fields):
+    """Whether a line's fields are a row of METRIC_FIELDS: whole step and examples, numbers or blanks after."""
+    if fields is None or len(fields) != len(METRIC_FIELDS):
+        return False
+    try:
+        int(fields[0]), int(fields[1])
+        for value in fields[2:]:
+            if value != "":
+                float(value)
+        return True
+    except ValueError:
+        return False
