@@ -223,8 +223,16 @@ def load_file(directory, name, urls, parse):
 
 
 def check_directory(directory):
+    """The data folder, or the nearest of its parents that exists, must be a folder: below a
+    regular file nothing can be found or downloaded, whatever the mirrors say."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise DataError(f"{directory}: data_dir is a file, not a folder; point data_dir at the MNIST folder")
+    parent = os.path.dirname(os.path.abspath(directory))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise DataError(f"{directory}: data_dir lies below {parent}, which is a file, not a folder; point data_dir "
+                        f"at the MNIST folder")
 
 
 # ------------------------------------------------------------------ DataSet

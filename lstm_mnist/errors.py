@@ -7,8 +7,10 @@ else is a bug and keeps its traceback.
 """
 import contextlib
 import gc
+import os
 import signal
 import sys
+import threading
 
 import data
 
@@ -100,14 +102,52 @@ STOPS = StopRequests()  # signals are process-wide, and so is what they do
 
 @contextlib.contextmanager
 def signals_handled():
-    """SIGINT and SIGTERM go to STOPS while the block runs."""
+    """SIGINT and SIGTERM go to STOPS while the block runs, and a second one quits at once."""
     STOPS.reset()
     previous = {sig: signal.signal(sig, STOPS.handle) for sig in SIGNALS}
+    watcher = SecondSignalWatcher()
     try:
         yield STOPS
     finally:
+        watcher.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class SecondSignalWatcher:
+    """Quits the process at the second SIGINT or SIGTERM, even while the main thread is inside a
+    long TensorFlow call.
+
+    Python runs a signal handler only when the main thread is back in the
+    interpreter: during a 20-second step, the first signal's handler (which
+    leaves the next signal to its default action) has not run yet, and a second
+    signal would only trip the first again. The C-level handler writes every
+    signal's number to the wakeup fd at once, though, so this thread sees both.
+    """
+
+    def __init__(self):
+        self.read_end, self.write_end = os.pipe()
+        os.set_blocking(self.write_end, False)  # the C handler must never block
+        self.previous_fd = signal.set_wakeup_fd(self.write_end, warn_on_full_buffer=False)
+        self.thread = threading.Thread(target=self.watch, name="second-signal-watcher", daemon=True)
+        self.thread.start()
+
+    def watch(self):
+        seen = 0
+        while received := os.read(self.read_end, 64):
+            for signum in received:
+                if signum in SIGNALS:
+                    seen += 1
+                    if seen == 2:
+                        print(f"{signal.Signals(signum).name} again: quitting at once, without saving (the last "
+                              f"checkpoint saved stays intact)", file=sys.stderr, flush=True)
+                        os._exit(128 + signum)
+
+    def close(self):
+        signal.set_wakeup_fd(self.previous_fd)
+        os.close(self.write_end)  # the thread reads the end of the pipe and returns
+        self.thread.join(timeout=5)
+        os.close(self.read_end)
 
 
 def run_entry_point(action):

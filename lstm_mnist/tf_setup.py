@@ -13,7 +13,9 @@ always happens before TensorFlow is first imported, whatever the import order:
 - Eager execution is off: placeholders, graphs and Sessions, as in TF1.
 """
 import os
+import signal
 import sys
+import threading
 import warnings
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -36,11 +38,34 @@ def _import_quietly():
     return tensorflow
 
 
-try:
-    tf = _import_quietly()
-except KeyboardInterrupt:  # the import takes seconds: a Ctrl-C then is common and needs no traceback
-    print("Interrupted by SIGINT while importing TensorFlow: nothing was started", file=sys.stderr)
-    raise SystemExit(130) from None
+class _ImportStopped(BaseException):
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_import(signum, frame):
+    raise _ImportStopped(signum)
+
+
+def _import_stoppably():
+    """The import takes seconds: a Ctrl-C or SIGTERM then is common and gets one line and 128 + the
+    signal as its exit code, no traceback (and not SIGTERM's silent death)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return _import_quietly()
+    previous = {sig: signal.signal(sig, _stop_import) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _import_quietly()
+    except _ImportStopped as stop:
+        print(f"Interrupted by {signal.Signals(stop.signum).name} while importing TensorFlow: nothing was started",
+              file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+tf = _import_stoppably()
 tf1 = tf.compat.v1
 tf1.logging.set_verbosity(tf1.logging.ERROR)
 warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")

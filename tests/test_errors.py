@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, SCRIPT, interrupt_after, logged_steps, start
@@ -63,3 +64,27 @@ def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
             stops.check()
     with errors.signals_handled() as stops:
         assert stops.pending is None and signal.getsignal(signal.SIGTERM) == stops.handle  # the next run starts clean
+
+
+@pytest.mark.slow
+def test_a_second_signal_during_a_long_step_quits_at_once(tmp_path):
+    """A step of a large batch holds the main thread for seconds, so no Python handler can run in it:
+    the second signal must still end the process at once, not after the step and its checkpoint."""
+    process = start(SCRIPT, "--batch_size=10000", "--training_iters=100000", "--display_step=1", "--eval_every=0",
+                    "--plots=0", f"--out_dir={tmp_path}")
+    started = time.monotonic()
+    while not process.stdout.readline().startswith("Iter 10000,"):  # step 1 is done: step 2 is running
+        assert process.poll() is None and time.monotonic() - started < 240, process.stderr.read()
+    step_started = time.monotonic()
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=240)
+    quit_after = time.monotonic() - step_started
+    assert process.returncode == 130, err
+    assert err == "SIGINT again: quitting at once, without saving (the last checkpoint saved stays intact)\n"
+    assert "Iter 20000," not in out  # step 2 never finished
+    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
+    assert not [name for name in os.listdir(run_dir) if name.startswith("model.ckpt")]
+    print(f"quit {quit_after:.1f} s after step 2 began")

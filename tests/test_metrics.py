@@ -3,9 +3,13 @@ import csv
 import glob
 import os
 
+import numpy as np
+import pytest
 from conftest import fresh_copy, tiny_config
 
 import train_lstm_mnist as script
+from lstm_mnist import settings
+from lstm_mnist.metrics import read_metrics
 from lstm_mnist.tf_setup import tf1
 
 
@@ -41,6 +45,23 @@ def test_damaged_metrics_rows_are_dropped_with_one_warning(loaded_mnist, tiny_ru
     open(path, "w").write("\n".join([rows[0], rows[1], "20,2000,not-a-number,0.5,", "\x00\x01binary", rows[2]]) + "\n")
     cfg = tiny_config(tmp_path, training_iters=4000, eval_every=10, plots=True)
     results = script.train(cfg, fresh_copy(loaded_mnist), resume=tiny_run_copy)
-    assert results["steps"] == 39
+    assert results["steps"] == settings.last_step(cfg)
     assert capsys.readouterr().err == f"warning: {path} is damaged: kept its 2 intact rows, dropped the rest\n"
     assert [row.split(",")[0] for row in open(path).read().splitlines()] == ["step", "10", "20", "30"]
+
+
+@pytest.mark.parametrize("damage", [
+    bytes(np.random.RandomState(0).randint(0, 256, 4096, dtype=np.uint8)),  # a bad copy: random bytes
+    b'step,examples\n10,"1000\r\n20\r,x',  # what made csv raise "new-line character seen in unquoted field"
+    b"",
+], ids=["random-bytes", "stray-carriage-return", "empty"])
+def test_a_metrics_csv_of_any_bytes_never_fails_a_resume(loaded_mnist, tiny_run_copy, tmp_path, capsys, damage):
+    path = os.path.join(tiny_run_copy, "metrics.csv")
+    open(path, "wb").write(damage)
+    assert read_metrics(path) == []
+    warned = capsys.readouterr().err
+    assert warned in ("", f"warning: {path} is damaged: kept its 0 intact rows, dropped the rest\n")
+    assert bool(warned) == bool(damage)
+    cfg = tiny_config(tmp_path, training_iters=4000, checkpoint_every=10)
+    script.train(cfg, fresh_copy(loaded_mnist), resume=tiny_run_copy)
+    assert [row.split(",")[0] for row in open(path).read().splitlines()] == ["step", "30"]

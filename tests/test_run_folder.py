@@ -97,6 +97,8 @@ def test_a_finite_but_exploded_loss_stops_the_run(capsys, tmp_path):
 
 def test_a_full_disk_before_training_is_one_line_and_leaves_nothing(small_disk, mnist, capsys):
     fill(small_disk)
-    with pytest.raises(errors.TrainingError, match=r"cannot write .*config\.json: No space left on device"):
+    with pytest.raises(errors.TrainingError, match=r"cannot write .*config\.json: No space left on device; free some "
+                                                   r"space \(or make it writable\), then start the run again "
+                                                   r"\(nothing was trained; the new run folder is removed\)$"):
         script.train(tiny_config(small_disk), mnist)
     assert os.listdir(small_disk / "runs") == []

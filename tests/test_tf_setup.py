@@ -7,10 +7,21 @@ from conftest import start
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_tensorflow_imports_is_one_line():
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_tensorflow_imports_is_one_line(signum):
     process = start("-c", "import lstm_mnist.tf_setup")
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # Python is up; TensorFlow's import takes seconds
+    process.send_signal(signum)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert err == "Interrupted by SIGINT while importing TensorFlow: nothing was started\n"
+    assert process.returncode == 128 + signum
+    assert err == f"Interrupted by {signal.Signals(signum).name} while importing TensorFlow: nothing was started\n"
+
+
+def test_the_import_leaves_the_signal_handlers_as_it_found_them():
+    import subprocess
+    import sys
+
+    code = ("import signal; handlers = lambda: [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]; "
+            "before = handlers(); import lstm_mnist.tf_setup; print(handlers() == before)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout == "True\n", result.stderr

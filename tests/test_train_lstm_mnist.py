@@ -28,13 +28,14 @@ def test_graph_has_the_tutorials_names_shapes_and_variables():
 
 
 def test_tiny_training_run_in_process(mnist, capsys, tmp_path):
-    results = script.train(tiny_config(tmp_path), mnist)
+    cfg = tiny_config(tmp_path)
+    results = script.train(cfg, mnist)
     lines = capsys.readouterr().out.splitlines()
     assert lines[:4] == SHAPE_LINES
     iters = [line for line in lines if line.startswith("Iter ")]
     assert [int(ITER_LINE.match(line).group(1)) for line in iters] == [1000, 2000]
-    assert results["steps"] == 29
-    assert 0.0 <= results["full_test_accuracy"] <= 1.0
+    assert results["steps"] == settings.last_step(cfg)
+    assert results["full_test_accuracy"] > 0.2  # a few steps: well above chance (0.1), far from trained
     assert f"Testing Accuracy: {results['test_accuracy']}" in lines
 
 
