@@ -1,17 +1,15 @@
 """The PNG plots a run leaves in its folder: curves, sample predictions, confusion matrix, reading.
 
-Each is written whole or not at all (files.py), so a crash mid-write never leaves a
-half-written picture.
+Each figure is drawn by a function of its own (tutorial.ipynb shows them inline) and written
+whole or not at all (files.py), so a crash mid-write never leaves a half-written picture.
 """
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from lstm_mnist.errors import STOPS
 from lstm_mnist.files import replaced_atomically
-
-plt.switch_backend("Agg")  # files only: no display needed
 
 PREDICTION_GRID = 48  # test digits shown in predictions.png
 READING_DIGITS = 6  # test digits shown in reading.png
@@ -24,13 +22,14 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
     `step_probabilities_of(images)` the model's class probabilities after every row.
     """
     true = np.argmax(test.labels, axis=1)
-    plot_curves(metrics_rows, os.path.join(run_dir, "curves.png"))
+    save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"))
     shown = digits_to_show(predicted, true)
-    plot_predictions(test.images[shown], predicted[shown], true[shown], os.path.join(run_dir, "predictions.png"))
-    plot_confusion(predicted, true, os.path.join(run_dir, "confusion.png"))
+    save_figure(predictions_figure(test.images[shown], predicted[shown], true[shown]),
+                os.path.join(run_dir, "predictions.png"))
+    save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"))
     shown = digits_to_show(predicted, true, READING_DIGITS)
-    plot_reading(test.images[shown], step_probabilities_of(test.images[shown]), true[shown],
-                 os.path.join(run_dir, "reading.png"))
+    save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown]),
+                os.path.join(run_dir, "reading.png"))
 
 
 def digits_to_show(predicted, true, count=PREDICTION_GRID):
@@ -41,19 +40,18 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
 
 
 def save_figure(fig, path):
-    try:
-        STOPS.check()  # a signal stops the plots between figures
-        with replaced_atomically(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    STOPS.check()  # a signal stops the plots between figures
+    with replaced_atomically(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
 
 
-def plot_curves(rows, path):
-    """Loss and accuracy against examples seen, from metrics.csv's rows (dicts)."""
+def curves_figure(rows):
+    """Loss and accuracy against examples seen, from metrics.csv's rows (dicts of strings or numbers;
+    "" where a row has no value)."""
     logged = [r for r in rows if r["minibatch_loss"] != ""]
     validated = [r for r in rows if r["validation_accuracy"] != ""]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot([int(r["examples"]) for r in logged], [float(r["minibatch_loss"]) for r in logged],
                  label="minibatch")
     loss_ax.set(xlabel="examples seen", ylabel="cross-entropy loss", title="Loss", yscale="log")
@@ -66,7 +64,7 @@ def plot_curves(rows, path):
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    save_figure(fig, path)
+    return fig
 
 
 def montage(images, columns, gap=4):
@@ -82,18 +80,19 @@ def montage(images, columns, gap=4):
     return canvas, offsets
 
 
-def plot_predictions(images, predicted, true, path, columns=8):
+def predictions_figure(images, predicted, true, columns=8):
     """A grid of digits labelled 'predicted (true)'; wrong ones in red."""
     canvas, offsets = montage(images.reshape(-1, 28, 28), columns, gap=12)
     rows = -(-len(images) // columns)
-    fig, ax = plt.subplots(figsize=(columns * 1.2, rows * 1.4))
+    fig = Figure(figsize=(columns * 1.2, rows * 1.4))
+    ax = fig.subplots()
     ax.imshow(canvas, cmap="gray_r")
     for (top, left), p, t in zip(offsets, predicted, true, strict=True):
         ax.text(left + 14, top - 1, f"{p} ({t})", ha="center", va="bottom", fontsize=10,
                 color="black" if p == t else "red", fontweight="normal" if p == t else "bold")
     ax.axis("off")
     ax.set_title("Test digits: predicted (true); mistakes in red", pad=18)
-    save_figure(fig, path)
+    return fig
 
 
 def confusion_matrix(predicted, true, n_classes=10):
@@ -102,9 +101,10 @@ def confusion_matrix(predicted, true, n_classes=10):
     return matrix
 
 
-def plot_confusion(predicted, true, path):
+def confusion_figure(predicted, true):
     matrix = confusion_matrix(predicted, true)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     im = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (t, p), count in np.ndenumerate(matrix):
         if count:
@@ -113,15 +113,15 @@ def plot_confusion(predicted, true, path):
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"Confusion matrix\n{len(true)} test images, accuracy {np.mean(predicted == true):.4f}")
     fig.colorbar(im, ax=ax, label="log(1 + count)")
-    save_figure(fig, path)
+    return fig
 
 
-def plot_reading(images, step_probabilities, true, path):
+def reading_figure(images, step_probabilities, true):
     """For each digit: the image with its rows revealed a quarter at a time, and the probability
     of each class after every row read (the true class green, a wrong final answer red)."""
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
-    fig = plt.figure(figsize=(12, 1.8 * n_digits + 0.6))
+    fig = Figure(figsize=(12, 1.8 * n_digits + 0.6))
     grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6)
     for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
         image = image.reshape(n_steps, -1)
@@ -147,4 +147,4 @@ def plot_reading(images, step_probabilities, true, path):
         if k == n_digits - 1:
             ax.set_xlabel("rows read")
     fig.suptitle("How the LSTM reads: its answer after each row of the image", y=0.93)
-    save_figure(fig, path)
+    return fig

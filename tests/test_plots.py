@@ -43,7 +43,7 @@ def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_pa
         raise OSError(28, "No space left on device")
     from lstm_mnist import plots
 
-    monkeypatch.setattr(plots.plt.Figure, "savefig", no_space)
+    monkeypatch.setattr(plots.Figure, "savefig", no_space)
     results = script.train(tiny_config(tmp_path, training_iters=1500, plots=True), mnist)
     out, err = capsys.readouterr()
     assert err == (f"warning: could not write the plots in {results['run_dir']} (No space left on device); "

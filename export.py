@@ -1,0 +1,112 @@
+"""Take a trained run elsewhere: export it as a SavedModel, TensorFlow's own exchange format.
+
+    python export.py runs/RUN                      # -> runs/RUN/saved_model (the latest checkpoint)
+    python export.py runs/RUN/model.ckpt-500 out/  # that checkpoint, into out/
+    python export.py runs/RUN --tflite             # and model.tflite inside it, for TensorFlow Lite
+
+The model is rebuilt with the run's saved settings (config.json; `--name=value`
+overrides as in train_lstm_mnist.py) and its checkpoint restored. The export
+needs nothing of this project to be used: TensorFlow 2's `tf.saved_model.load`,
+`saved_model_cli` and TF Serving take it (docs/export.md).
+
+    serving_default  images float32 [None, 28, 28], pixels in [0, 1] as data.py gives them
+                     -> probabilities float32 [None, 10], classes int64 [None]
+    reading          images -> step_probabilities float32 [None, 28, 10]: the answer after every row
+"""
+import os
+import shutil
+
+import predict
+from lstm_mnist import checkpoints, errors, settings
+from lstm_mnist.tf_setup import tf, tf1
+
+EXPORT_NAME = "saved_model"  # the folder inside the run folder, where OUT is not given
+TFLITE_NAME = "model.tflite"  # inside the export, with --tflite
+
+
+def signatures(model):
+    """The SavedModel's signatures, by their names."""
+    def predict_signature(outputs):
+        return tf1.saved_model.predict_signature_def(inputs={"images": model.x}, outputs=outputs)
+
+    return {"serving_default": predict_signature({"probabilities": model.probabilities, "classes": model.predicted}),
+            "reading": predict_signature({"step_probabilities": model.reading.probabilities})}
+
+
+def export(cfg, checkpoint, out, tflite=False):
+    """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it) to `out`
+    whole or not at all: it is built under a temporary name beside `out` and renamed when
+    complete. Returns `out`."""
+    refuse_a_users_folder(out)
+    building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
+    errors.STOPS.now(f"while exporting: nothing is left at {out}, the run is untouched")
+    try:
+        write_saved_model(cfg, checkpoint, building)
+        if tflite:
+            write_tflite(cfg, checkpoint, building)
+        errors.STOPS.check()
+        os.replace(building, out)
+    except (OSError, tf.errors.OpError) as e:
+        raise errors.TrainingError(f"cannot write the export {out}: {checkpoints.error_text(e)}; nothing was left "
+                                   f"there; free some space (or make it writable), then export again") from e
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    print(f"Exported {checkpoint} to {out}")
+    print("Signatures: serving_default (images [None, 28, 28] -> probabilities [None, 10], classes [None]), "
+          "reading (images -> step_probabilities [None, 28, 10])")
+    if tflite:
+        print(f"TFLite: {os.path.join(out, TFLITE_NAME)} (input x [None, 28, 28]; outputs probabilities, predicted)")
+    return out
+
+
+def write_saved_model(cfg, checkpoint, folder):
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        builder = tf1.saved_model.Builder(folder)
+        builder.add_meta_graph_and_variables(sess, [tf1.saved_model.tag_constants.SERVING],
+                                             signature_def_map=signatures(model), strip_default_attrs=True)
+        builder.save()
+
+
+def write_tflite(cfg, checkpoint, folder):
+    """model.tflite in `folder`, converted from the fast cell's graph: the same LSTM and variables,
+    unrolled. TFLite's converter refuses BasicLSTMCell's: its dynamic_rnn loop, built in the same
+    graph as its gradients, carries their accumulators (`tf.EmptyTensorList` without a static shape)."""
+    source = folder
+    if cfg.cell != "fast":
+        source = f"{folder}.fast"
+        write_saved_model(settings.make({"cell": "fast"}, saved=vars(cfg)), checkpoint, source)
+    try:
+        converted = tf.lite.TFLiteConverter.from_saved_model(source, signature_keys=["serving_default"]).convert()
+    finally:
+        if source != folder:
+            shutil.rmtree(source, ignore_errors=True)
+    with open(os.path.join(folder, TFLITE_NAME), "wb") as f:
+        f.write(converted)
+
+
+def refuse_a_users_folder(out):
+    """An OUT that holds anything is never overwritten: it may be a user's."""
+    if os.path.exists(out) and not (os.path.isdir(out) and not os.listdir(out)):
+        raise errors.ConfigError(f"{out}: exists and is not an empty folder; give a new path for the export "
+                                 f"(or remove it first)")
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="RUN_DIR|CKPT", help="a run folder (its latest checkpoint) or a checkpoint")
+    parser.add_argument("out", nargs="?", metavar="OUT",
+                        help=f"the SavedModel's folder, new or empty (default: RUN_DIR/{EXPORT_NAME})")
+    parser.add_argument("--tflite", action="store_true", help=f"also write {TFLITE_NAME} for TensorFlow Lite")
+
+
+def main(argv=None):
+    def export_from_command_line():
+        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
+        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
+        out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
+        export(cfg, checkpoint, out, arguments.tflite)
+    return errors.run_entry_point(export_from_command_line)
+
+
+if __name__ == "__main__":
+    errors.exit_process(main())

@@ -1,0 +1,126 @@
+"""export.py: a run as a SavedModel that TensorFlow 2 loads alone, and as TFLite."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error, fill, run_main
+
+import export
+import predict
+from lstm_mnist import settings
+
+# Run in a fresh process: TensorFlow alone, eager, none of this project's modules or settings.
+LOAD_ALONE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+images = np.load(sys.argv[1])
+answers = {}
+for name, path in json.loads(sys.argv[2]).items():
+    if path.endswith(".tflite"):  # converted from a TF1 SavedModel: the graph's tensor names, no signature runner
+        interpreter = tf.lite.Interpreter(model_path=path)
+        (given,) = interpreter.get_input_details()
+        interpreter.resize_tensor_input(given["index"], images.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(given["index"], images)
+        interpreter.invoke()
+        (out,) = [d for d in interpreter.get_output_details() if d["name"] == "probabilities"]
+        answers[name] = interpreter.get_tensor(out["index"]).tolist()
+    else:
+        signatures = tf.saved_model.load(path).signatures
+        answers[name] = signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy().tolist()
+        reading = signatures["reading"](images=tf.constant(images))["step_probabilities"]
+        answers[name + "/reading"] = reading.numpy().tolist()
+print(json.dumps(answers))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    """The tiny run exported as it is (basic cell) and with the fast cell (and TFLite)."""
+    folder = tmp_path_factory.mktemp("export")
+    run_dir = tiny_run[1]["run_dir"]
+    assert export.main([run_dir, str(folder / "basic")]) == 0
+    assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--tflite"]) == 0
+    return folder
+
+
+def tensorflow_alone():
+    """The environment of a plain TensorFlow 2 user: not this process's legacy-Keras switch."""
+    return {**{name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"},
+            "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def probabilities_of_the_run(tiny_run, images, **overrides):
+    cfg, checkpoint = settings.open_saved_run(tiny_run[1]["run_dir"], overrides)
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        return sess.run([model.probabilities, model.reading.probabilities], model.feed(images))
+
+
+@pytest.mark.slow
+def test_tensorflow_alone_gives_predicts_answers(exported, tiny_run, mnist, tmp_path):
+    images = mnist.test.images[:100].reshape(-1, 28, 28)
+    np.save(tmp_path / "images.npy", images)
+    paths = {"basic": str(exported / "basic"), "fast": str(exported / "fast"),
+             "tflite": str(exported / "fast" / export.TFLITE_NAME)}
+    result = subprocess.run([sys.executable, "-c", LOAD_ALONE, str(tmp_path / "images.npy"), json.dumps(paths)],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=tensorflow_alone())
+    assert result.returncode == 0, result.stderr
+    answers = {name: np.array(value) for name, value in json.loads(result.stdout.splitlines()[-1]).items()}
+    for cell in ("basic", "fast"):
+        probabilities, step_probabilities = probabilities_of_the_run(tiny_run, images, cell=cell)
+        np.testing.assert_allclose(answers[cell], probabilities, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(answers[cell + "/reading"], step_probabilities, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(answers["tflite"], answers["fast"], rtol=0, atol=1e-5)
+    assert answers["basic"].shape == (100, 10) and answers["basic/reading"].shape == (100, 28, 10)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    cli = shutil.which("saved_model_cli")
+    if cli is None:
+        pytest.skip("saved_model_cli is not on PATH (it comes with the tensorflow package)")
+    result = subprocess.run([cli, "show", "--dir", str(exported / "basic"), "--all"], capture_output=True, text=True,
+                            timeout=300, env=tensorflow_alone())
+    assert result.returncode == 0, result.stderr
+    for words in ("signature_def['serving_default']", "signature_def['reading']", "inputs['images']",
+                  "shape: (-1, 28, 28)", "outputs['probabilities']", "outputs['classes']", "dtype: DT_INT64",
+                  "outputs['step_probabilities']", "shape: (-1, 28, 10)"):
+        assert words in result.stdout, words
+
+
+def test_the_default_out_is_inside_the_run_folder(tiny_run, tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(tiny_run[1]["run_dir"], run_dir)
+    code, out, err = run_main(capsys, run_dir, main=export.main)
+    assert code == 0 and err == ""
+    assert os.path.isfile(os.path.join(run_dir, export.EXPORT_NAME, "saved_model.pb"))
+    assert out.splitlines()[0].endswith(f"to {os.path.join(run_dir, export.EXPORT_NAME)}")
+
+
+def test_a_folder_without_a_complete_checkpoint_is_one_line(tmp_path, capsys):
+    code, _, err = run_main(capsys, str(tmp_path), main=export.main)
+    assert code == 2
+    assert_one_line_error(err, "no usable checkpoint in this folder")
+
+
+def test_an_out_that_holds_anything_is_never_overwritten(tiny_run, tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "mine"), main=export.main)
+    assert code == 2
+    assert_one_line_error(err, f"{tmp_path / 'mine'}: exists and is not an empty folder")
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+
+
+def test_a_full_disk_leaves_no_half_written_export(tiny_run, small_disk, capsys):
+    fill(small_disk, leave=64 * 1024)  # room for a start, not for the variables
+    out = small_disk / "export"
+    code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(out), main=export.main)
+    assert code == 1
+    assert_one_line_error(err, f"cannot write the export {out}:", "nothing was left there")
+    assert sorted(os.listdir(small_disk)) == ["filler"]

@@ -1,0 +1,105 @@
+"""tutorial.ipynb through a real Jupyter kernel: every cell runs, the numbers are the script's, a cell runs
+again safely, the stop button leaves a usable model, and the committed outputs are the current code's."""
+import os
+import re
+import threading
+
+import nbformat
+import pytest
+from conftest import ROOT
+from jupyter_client.utils import run_sync
+from nbclient import NotebookClient
+
+NOTEBOOK = os.path.join(ROOT, "tutorial.ipynb")
+CELL_TIMEOUT_S = 300
+
+
+def text_of(cell):
+    return "".join(output.get("text", "") for output in cell.get("outputs", []) if output["output_type"] == "stream")
+
+
+def tutorial_lines(cells):
+    return [line for cell in cells for line in text_of(cell).splitlines()
+            if line.startswith(("Iter ", "Testing Accuracy:"))]
+
+
+def picture_cells(nb):
+    return [cell for cell in nb.cells
+            if any("image/png" in output.get("data", {}) for output in cell.get("outputs", []))]
+
+
+def index_of(nb, words):
+    return next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and words in cell.source)
+
+
+def with_parameters(**values):
+    """The notebook with a cell of `values` after the one tagged `parameters` (papermill's way)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (at,) = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+    injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+    nb.cells.insert(at + 1, injected)
+    return nb
+
+
+def client_for(nb):
+    return NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": ROOT}})
+
+
+def test_the_committed_outputs_are_the_current_codes(tiny_run):
+    """The committed run's first Iter lines depend only on the first steps: the tiny run's must match."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    committed = [line for line in tutorial_lines(nb.cells) if line.startswith("Iter ")]
+    ours = [line for line in tiny_run[2] if line.startswith("Iter ")]
+    assert len(committed) == 99 and committed[:len(ours)] == ours
+    assert any(line.startswith("Testing Accuracy:") for line in tutorial_lines(nb.cells))
+    assert len(picture_cells(nb)) == 3  # curves, predictions, reading
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_in_a_kernel_as_the_script_runs(tiny_run):
+    cfg = tiny_run[0]
+    nb = with_parameters(training_iters=cfg.training_iters)
+    client = client_for(nb)
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        first = tutorial_lines(nb.cells)
+        script_lines = [line for line in tiny_run[2] if line.startswith(("Iter ", "Testing Accuracy:"))]
+        assert first == script_lines  # same seeds, threads and data order as the script
+
+        assert len(picture_cells(nb)) == 3
+
+        # The data, graph, training and test cells again: a fresh graph and session, the same numbers.
+        again = [index_of(nb, "read_data_sets"), index_of(nb, "graph = tf.Graph()"), index_of(nb, "fresh_session"),
+                 index_of(nb, "test_len = 128")]
+        for index in again:
+            client.execute_cell(nb.cells[index], index)
+        assert tutorial_lines([nb.cells[i] for i in again]) == script_lines
+        # The training cell alone, twice more: no error, a fresh session each time (the batches go on).
+        for _ in range(2):
+            client.execute_cell(nb.cells[again[2]], again[2])
+            assert text_of(nb.cells[again[2]]).splitlines()[-1] == "Optimization Finished!"
+        check = nbformat.v4.new_code_cell("print(len(notebook._open_sessions), sess._closed)")
+        nb.cells.append(check)
+        client.execute_cell(check, len(nb.cells) - 1)
+        assert text_of(check) == "1 False\n"  # the earlier session was closed, not leaked
+
+
+@pytest.mark.slow
+def test_the_stop_button_ends_training_after_a_step_and_the_model_stays_usable():
+    nb = with_parameters(training_iters=10_000_000)
+    client = client_for(nb)
+    training = index_of(nb, "fresh_session")
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells[:training]):
+            client.execute_cell(cell, index)
+        stop_button = run_sync(client.km.interrupt_kernel)  # what Jupyter's stop button calls
+        timer = threading.Timer(8.0, stop_button)  # mid-training
+        timer.start()
+        client.execute_cell(nb.cells[training], training)
+        timer.join()
+        last = text_of(nb.cells[training]).splitlines()[-1]
+        assert re.fullmatch(r"Interrupted after Iter \d+ \(step \d+\): `sess` holds the model as trained so far, "
+                            r"and the cells below use it", last), last
+        client.execute_cell(nb.cells[training + 1], training + 1)
+        assert re.fullmatch(r"Testing Accuracy: [01]\.\d+\n", text_of(nb.cells[training + 1]))
