@@ -109,22 +109,23 @@ def session(cfg, model, cluster=None, resume=None):
     return sess
 
 
-def training_run(cfg, model, mnist, resume, clock, cluster=None):
+def training_run(cfg, model, mnist, resume, clock, cluster=None, trial=None):
     """Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops,
     the run folder; lstm_mnist/run_folder.py), or a cluster worker's part of it."""
     if cluster:
         return cluster.training_run(cfg, model, mnist, resume, clock)
-    return run_folder.TrainingRun(cfg, model, mnist, resume, clock)
+    return run_folder.TrainingRun(cfg, model, mnist, resume, clock, trial)
 
 
 # ----------------------------------------------------------- the session loop
 
-def train(cfg, mnist=None, resume=None, role=None):
+def train(cfg, mnist=None, resume=None, role=None, trial=None):
     """Train and test as the tutorial does; returns the run's numbers (see TrainingRun.finish).
 
     `mnist` saves loading the data again (tests); `resume` is a run folder or
     checkpoint to continue from; `role` makes this process a worker of a TF1
-    cluster (lstm_mnist/distributed.py), which runs this same loop on its shard.
+    cluster (lstm_mnist/distributed.py), which runs this same loop on its shard;
+    `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py).
     """
     errors.STOPS.now("before training started: nothing was saved")
     clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
@@ -138,7 +139,8 @@ def train(cfg, mnist=None, resume=None, role=None):
     clock.mark("graph")
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
 
-    with training_run(cfg, model, mnist, resume, clock, cluster) as run, session(cfg, model, cluster, resume) as sess:
+    with training_run(cfg, model, mnist, resume, clock, cluster, trial) as run, \
+            session(cfg, model, cluster, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
         # Keep training until reach max iterations (beyond the tutorial: or a cluster's workers together reach it)
         while step * cfg.batch_size < cfg.training_iters and run.going(sess):

@@ -42,9 +42,10 @@ def lock(run_dir):
     return fd
 
 
-def create_run_dir(out_dir):
-    """A new runs/<YYYYmmdd-HHMMSS> folder; a second run in the same second gets -2, -3, ..."""
-    name = time.strftime("%Y%m%d-%H%M%S")
+def create_run_dir(out_dir, name=None):
+    """A new runs/<YYYYmmdd-HHMMSS> folder (or runs/<name>); a second run of the same name, or in the
+    same second, gets -2, -3, ..."""
+    name = name or time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         path = os.path.join(out_dir, name if attempt == 1 else f"{name}-{attempt}")
         try:
@@ -68,15 +69,18 @@ class TrainingRun:
     session's variables are initialized, `going` before every step, `after_step`
     after every step, `end_training` after the last step and `finish` after the
     tutorial's test line. Used as a context manager, it closes its files however
-    the block ends. distributed.py's ChiefRun is this with the cluster's session.
+    the block ends. distributed.py's ChiefRun is this with the cluster's session;
+    `trial` (tuning.TrialHooks) makes it a trial of a sweep: its run folder is named
+    for the trial, and each validation accuracy goes to the study, which may stop it.
     """
 
-    def __init__(self, cfg, model, mnist, resume, clock):
+    def __init__(self, cfg, model, mnist, resume, clock, trial=None):
         self.cfg, self.model, self.mnist, self.clock = cfg, model, mnist, clock  # clock: a phases.PhaseClock
+        self.trial = trial
         if resume:
             self.checkpoint, self.run_dir = checkpoints.find_checkpoint(resume)
         else:
-            self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir)
+            self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir, trial and trial.run_name)
         self.lock = lock(self.run_dir)
         self.last_step = settings.last_step(cfg)
         # Set by start(): the steps done before, the metrics log, the loop's own times.
@@ -139,6 +143,8 @@ class TrainingRun:
             self.check_loss(loss, step)
         with self.times.spent_on("validation"):
             validation_accuracy = self.validate(sess, step)
+        if self.trial and validation_accuracy is not None:
+            self.trial.after_validation(step, validation_accuracy, step * cfg.batch_size)  # may stop the run
         displayed = step % cfg.display_step == 0
         if displayed or validation_accuracy is not None:
             self.log.write(step, loss if displayed else None, acc if displayed else None, validation_accuracy)
@@ -175,7 +181,8 @@ class TrainingRun:
     def validate(self, sess, step):
         """Accuracy on the validation set every eval_every steps (None otherwise), printed."""
         validation = self.mnist.validation
-        if not (self.cfg.eval_every and step % self.cfg.eval_every == 0 and validation.num_examples):
+        due = self.cfg.eval_every and (step % self.cfg.eval_every == 0 or (self.trial and step == self.last_step))
+        if not (due and validation.num_examples):  # a trial is judged by its last step too
             return None
         accuracy = scoring.evaluate(sess, self.model, validation).accuracy
         print(f"Validation Accuracy= {accuracy:.5f} ({validation.num_examples} images) "
