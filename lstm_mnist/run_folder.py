@@ -143,11 +143,12 @@ class TrainingRun:
             self.check_loss(loss, step)
         with self.times.spent_on("validation"):
             validation_accuracy = self.validate(sess, step)
-        if self.trial and validation_accuracy is not None:
-            self.trial.after_validation(step, validation_accuracy, step * cfg.batch_size)  # may stop the run
         displayed = step % cfg.display_step == 0
         if displayed or validation_accuracy is not None:
             self.log.write(step, loss if displayed else None, acc if displayed else None, validation_accuracy)
+        if self.trial and validation_accuracy is not None:  # logged first: a pruned trial's last figure is kept
+            self.trial.after_validation(step, validation_accuracy, step * cfg.batch_size,  # may stop the run
+                                        last=step == self.last_step)
         if save:
             with self.times.spent_on("checkpoints"):
                 saved = self.save_checkpoint(sess, step)

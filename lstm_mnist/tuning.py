@@ -141,10 +141,12 @@ class TrialHooks:
         self.accuracy = None  # the last validation accuracy reported
         self.steps = 0  # the step it was reported at
 
-    def after_validation(self, step, accuracy, examples):
+    def after_validation(self, step, accuracy, examples, last):
+        """Report the accuracy of `step`; before the `last` step, stop if the pruner says so (at the
+        last, the trial is done: pruning it would save nothing)."""
         self.accuracy, self.steps = accuracy, step
         self.trial.report(accuracy, step)
-        if self.trial.should_prune():
+        if not last and self.trial.should_prune():
             raise Pruned(f"pruned after Iter {examples} (step {step}): validation accuracy {accuracy:.5f} is below "
                          f"what the other trials had reached there")
 
