@@ -1,4 +1,4 @@
-"""The machinery around the tutorial: what train_lstm_mnist.py, predict.py and serve.py reach
+"""The machinery around the tutorial: what train_lstm_mnist.py and the other entry points reach
 through a few calls whose names say what they do. Nothing here changes the tutorial's graph,
 hyperparameters or log lines.
 
@@ -18,4 +18,6 @@ hyperparameters or log lines.
     fast_lstm    the same LSTM built for speed (cell = "fast")
     distributed  TF1 parameter servers and workers running the script's loop
     launch       a cluster of the script on 127.0.0.1 (--local_cluster)
+    notebook     what tutorial.ipynb adds: a fresh session on re-run, a stop button that keeps the model
+    tuning       sweeps on Optuna (sweep.py): the search space, a trial's run, HParams, the table
 """
