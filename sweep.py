@@ -25,6 +25,8 @@ import sys
 import time
 import warnings
 
+import optuna
+
 import predict
 import train_lstm_mnist as script
 from lstm_mnist import errors, settings, tuning
@@ -41,8 +43,6 @@ ENDED = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
 def open_study(name, storage, create=True):
     """The Optuna study `name` in `storage` (an RDB URL, or journal:PATH), created where missing."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep prints its own lines
     try:
         if storage.startswith("journal:"):
@@ -55,14 +55,14 @@ def open_study(name, storage, create=True):
         return optuna.create_study(study_name=name, storage=backend, direction="maximize", load_if_exists=True,
                                    sampler=optuna.samplers.TPESampler(seed=None),
                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
-    except (ImportError, ValueError, OSError, optuna.exceptions.OptunaError) as e:
+    except Exception as e:
+        # A missing driver, a bad URL, no server, a wrong password: ImportError, ValueError, OSError, Optuna's
+        # errors, or SQLAlchemy's, which have no common base worth importing. Anything else is a bug.
+        if not (isinstance(e, (ImportError, ValueError, OSError, optuna.exceptions.OptunaError))
+                or type(e).__module__.startswith("sqlalchemy")):
+            raise
         raise errors.ConfigError(f"--storage={storage}: cannot open the study there ({first_line(e)}); give a "
                                  f"reachable database URL or journal:PATH") from e
-    except Exception as e:  # SQLAlchemy's errors (no server, wrong password) have no common base worth importing
-        if type(e).__module__.startswith("sqlalchemy"):
-            raise errors.ConfigError(f"--storage={storage}: cannot open the study there ({first_line(e)}); give a "
-                                     f"reachable database URL or journal:PATH") from e
-        raise
 
 
 def connect_timeout(storage):
@@ -78,7 +78,6 @@ def first_line(error):
 
 def run_one_trial(arguments, overrides):
     """In a child process: ask the study for a trial, train it, tell the study how it ended."""
-
     space = tuning.load_space(arguments.space)
     study = open_study(arguments.study, arguments.storage, create=False)
     trial = study.ask()
@@ -99,9 +98,9 @@ def run_one_trial(arguments, overrides):
         state, reason = "FAIL", str(e).splitlines()[0]
         record(study, trial, hooks, run_dir, params, state, reason, started, results)
         raise
-    record(study, trial, hooks, run_dir, params, state, reason, started, results)
-    reached = "" if state == "FAIL" else \
-        f", validation accuracy {hooks.accuracy:.5f} at step {results['steps'] if results else hooks.steps}"
+    attrs = record(study, trial, hooks, run_dir, params, state, reason, started, results)
+    reached = "" if state == "FAIL" else f", validation accuracy {attrs['validation_accuracy']:.5f} at step " \
+                                         f"{attrs['steps']}"
     print(f"Trial {trial.number}: {ENDED[state]}{reached}" + (f": {reason}" if reason else ""), flush=True)
     return 0 if state != "FAIL" else 1
 
@@ -117,9 +116,8 @@ def suggest_or_fail(trial, space):
 
 
 def record(study, trial, hooks, run_dir, params, state, reason, started, results):
-    """The trial's end, in the study (with its steps, time, folder and reason) and in its run folder."""
-    import optuna
-
+    """The trial's end, in the study (with its steps, time, folder and reason) and in its run folder;
+    returns what was recorded."""
     judged = state != "FAIL"  # a failed trial's last report says nothing of how far it got: its reason does
     attrs = {"steps": (results["steps"] if results else hooks.steps) if judged else None,
              "seconds": round(time.monotonic() - started, 1), "run_dir": run_dir, "reason": reason,
@@ -133,6 +131,7 @@ def record(study, trial, hooks, run_dir, params, state, reason, started, results
         study.tell(trial, hooks.accuracy)
     else:
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
+    return attrs
 
 
 # ------------------------------------------------------------------ the sweep
@@ -160,8 +159,6 @@ class Child:
 def run_trials(arguments, overrides, sweep_dir, study):
     """`arguments.trials` trials, `arguments.jobs` at a time; a failed trial is recorded and the sweep
     goes on; a signal is passed to the running trials, which stop as the script stops."""
-    import optuna
-
     intra, inter = tuning.threads_for(arguments.jobs)
     threads = {"intra_op_threads": intra, "inter_op_threads": inter}
     trial_settings = {"plots": False, **threads, **overrides, "out_dir": sweep_dir}
@@ -182,7 +179,7 @@ def run_trials(arguments, overrides, sweep_dir, study):
             running.append(Child(command, os.path.join(sweep_dir, f"launch-{time.time_ns()}.log")))
         for child in [c for c in running if c.process.poll() is not None]:
             running.remove(child)
-            finished(study, child, optuna)
+            finished(study, child)
         time.sleep(POLL_S)
     if errors.STOPS.requested:
         raise errors.Interrupted(errors.STOPS.requested, "while sweeping: the running trials stopped and were "
@@ -190,7 +187,7 @@ def run_trials(arguments, overrides, sweep_dir, study):
                                                          "the same command again to continue the study")
 
 
-def finished(study, child, optuna):
+def finished(study, child):
     """Print how a trial ended, and fail it in the study if its process died before saying."""
     number = child.trial_number()
     child.log.close()
@@ -211,7 +208,7 @@ def finished(study, child, optuna):
 
 # ------------------------------------------------------------------ the end
 
-def report(study, space, sweep_dir, overrides):
+def report(study, space, sweep_dir):
     """The table (and results.csv), the best trial's full test set, and Optuna's plots."""
     rows = tuning.table_rows(study, space)
     write_atomically(os.path.join(sweep_dir, "results.csv"), tuning.as_csv(rows))
@@ -229,8 +226,7 @@ def report(study, space, sweep_dir, overrides):
 
 def write_plots(study, sweep_dir):
     """Optuna's own matplotlib plots, where the study has enough trials for each."""
-    import optuna
-    from optuna.visualization import matplotlib as optuna_plots
+    from optuna.visualization import matplotlib as optuna_plots  # here: only the sweep's end draws
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     plots = {"history.png": optuna_plots.plot_optimization_history,
@@ -297,7 +293,7 @@ def main(argv=None):
             run_trials(arguments, overrides, sweep_dir, study)
         finally:
             if not errors.STOPS.requested:
-                report(study, space, sweep_dir, overrides)
+                report(study, space, sweep_dir)
         print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
     return errors.run_entry_point(sweep)
 

@@ -224,3 +224,10 @@ def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continue
     code, out, err = run_sweep(tmp_path, "--trials=1", f"--space={space}")
     assert code == 0, err
     assert [t.state.name for t in study(tmp_path).get_trials()] == ["FAIL", "COMPLETE"]
+
+
+def test_a_journal_file_holds_a_study_as_a_database_does(tmp_path):
+    created = sweep.open_study("shared", f"journal:{tmp_path / 'study.log'}")
+    created.enqueue_trial({"learning_rate": 0.001})
+    loaded = sweep.open_study("shared", f"journal:{tmp_path / 'study.log'}", create=False)
+    assert loaded.study_name == "shared" and len(loaded.trials) == 1 and os.path.getsize(tmp_path / "study.log")
