@@ -1,6 +1,8 @@
 """sweep.py: a real Optuna study in a real SQLite file, trials as real child processes, bounded in time."""
+import contextlib
 import csv
 import glob
+import io
 import os
 import re
 import signal
@@ -15,8 +17,11 @@ import sweep
 from lstm_mnist import tuning
 
 SWEEP = os.path.join(ROOT, "sweep.py")
-TINY = ["--training_iters=2100", "--eval_every=5", "--checkpoint_every=10", "--display_step=10"]  # 20 steps a trial
+# 20 steps a trial, validated every 5 on 1,000 images
+TINY = ["--training_iters=2100", "--validation_size=1000", "--eval_every=5", "--checkpoint_every=10",
+        "--display_step=10"]
 LIMIT_S = 600
+SPACE = "forget_bias = uniform(0.9, 1.1)\nn_hidden = choice(16, 32)\n"
 
 
 def space_file(tmp_path, text, name="space.py"):
@@ -26,9 +31,12 @@ def space_file(tmp_path, text, name="space.py"):
 
 
 def run_sweep(tmp_path, *args):
-    result = subprocess.run([sys.executable, SWEEP, f"--out_dir={tmp_path}", *TINY, *args], capture_output=True,
-                            text=True, timeout=LIMIT_S, cwd=tmp_path)
-    return result.returncode, result.stdout, result.stderr
+    """sweep.py's main in this process (its trials are processes of their own, as always; the tests that
+    need the sweep itself as a process start it so): (exit code, stdout, stderr)."""
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in range(2))
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = sweep.main([f"--out_dir={tmp_path}", *TINY, *args])
+    return code, out.buffer.getvalue().decode(), err.buffer.getvalue().decode()
 
 
 def study(tmp_path, name="sweep"):
@@ -36,22 +44,62 @@ def study(tmp_path, name="sweep"):
 
 
 @pytest.fixture(scope="module")
-def small_sweep(tmp_path_factory):
-    """Three trials of a small space, then a rerun that adds two: the study, its folder and the outputs."""
+def shared_study(tmp_path_factory):
+    """One study that every end-to-end check below adds to, in this order (12 trial processes in all,
+    where a study for each check took 23): a sweep stopped by Ctrl-C while its first trial trains (a
+    process; before any trial is complete, so the pruner cannot end that trial first); five trials, two
+    at a time; two sweeps side by side (processes); two diverging trials; a space the study cannot take;
+    then a trial that learns nothing, which the median pruner stops."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    space = space_file(tmp_path, "learning_rate = log_uniform(1e-3, 1e-2)\nn_hidden = choice(16, 32)\n")
-    first = run_sweep(tmp_path, "--trials=3", "--jobs=2", f"--space={space}")
-    second = run_sweep(tmp_path, "--trials=2", f"--space={space}")
-    return tmp_path, first, second
+    space = space_file(tmp_path, SPACE)
+    fixed = "--learning_rate=0.01"  # every trial learns in 20 steps, so a hopeless one stands out
+    runs = {"interrupted": interrupted_sweep(tmp_path, space)}
+    runs["first"] = run_sweep(tmp_path, "--trials=5", "--jobs=2", f"--space={space}", fixed)
+    side_by_side = [start_sweep(tmp_path, "--trials=1", f"--space={space}", fixed) for _ in range(2)]
+    outputs = [process.communicate(timeout=LIMIT_S) for process in side_by_side]
+    runs["side by side"] = [(p.returncode, *output) for p, output in zip(side_by_side, outputs, strict=True)]
+    runs["diverging"] = run_sweep(tmp_path, "--trials=2", "--jobs=2", f"--space={space}", "--learning_rate=1e38",
+                                  "--eval_every=10")  # its loss is logged before the pruner first judges it
+    other = space_file(tmp_path, SPACE.replace("choice(16, 32)", "choice(16, 64)"), "other.py")
+    runs["other space"] = run_sweep(tmp_path, "--trials=1", f"--space={other}", fixed)
+    runs["hopeless"] = run_sweep(tmp_path, "--trials=1", f"--space={space}", "--learning_rate=1e-9")
+    return tmp_path, runs, study(tmp_path).get_trials()
+
+
+def start_sweep(tmp_path, *args):
+    return subprocess.Popen([sys.executable, SWEEP, f"--out_dir={tmp_path}", *TINY, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def interrupted_sweep(tmp_path, space):
+    """A long sweep, sent Ctrl-C once its next trial is training: (exit code, stdout, stderr)."""
+    process = start_sweep(tmp_path, "--trials=3", f"--space={space}", "--learning_rate=0.01",
+                          "--training_iters=100000", "--checkpoint_every=1000")
+    metrics = tmp_path / "sweep" / "trial-0000" / "metrics.csv"
+    started = time.monotonic()
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):  # the trial is training
+        assert process.poll() is None and time.monotonic() - started < LIMIT_S, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=LIMIT_S)
+    return process.returncode, out, err
+
+
+def trials_of(shared_study, run):
+    """The trials that one of the shared study's sweeps added."""
+    _, runs, trials = shared_study
+    first = {"interrupted": 0, "first": 1, "side by side": 6, "diverging": 8, "other space": 10, "hopeless": 11}[run]
+    return trials[first:first + {"first": 5, "side by side": 2, "diverging": 2}.get(run, 1)]
 
 
 @pytest.mark.slow
-def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(small_sweep):
-    tmp_path, (code, out, err), _ = small_sweep
+def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(shared_study):
+    tmp_path, runs, all_trials = shared_study
+    code, out, err = runs["first"]
     assert code == 0, err
     folder = tmp_path / "sweep"
-    trials = study(tmp_path).get_trials()
-    assert len(trials) == 5 and all(t.state.name == "COMPLETE" for t in trials)
+    trials = trials_of(shared_study, "first")
+    assert len(all_trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
     for trial in trials:
         run_dir = folder / f"trial-{trial.number:04d}"
         assert (run_dir / "config.json").exists() and (run_dir / "metrics.csv").exists()
@@ -59,10 +107,11 @@ def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(s
         result = tuning.read_result(str(run_dir))
         assert result["state"] == "COMPLETE" and result["steps"] == 20
         assert trial.value == result["validation_accuracy"] == trial.intermediate_values[20]
-        assert set(trial.params) == {"learning_rate", "n_hidden"}
-    rows = list(csv.DictReader(open(folder / "results.csv")))
-    assert [float(r["validation_accuracy"]) for r in rows] == sorted((float(r["validation_accuracy"]) for r in rows),
-                                                                      reverse=True)
+        assert set(trial.params) == {"forget_bias", "n_hidden"}
+    rows = list(csv.DictReader(open(folder / "results.csv")))  # as the last sweep left it: every trial
+    assert len(rows) == 12
+    scored = [float(r["validation_accuracy"]) for r in rows if r["validation_accuracy"]]
+    assert scored == sorted(scored, reverse=True) and all(not r["validation_accuracy"] for r in rows[len(scored):])
     for name in ("history.png", "parallel.png", "importances.png"):
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Threads: 1 intra-op, 1 inter-op for each of 2 trial(s) at a time (2 cores)" in out
@@ -71,91 +120,88 @@ def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(s
 
 
 @pytest.mark.slow
-def test_a_rerun_continues_the_study_and_adds_trials(small_sweep):
-    tmp_path, (code, out, _), (code2, out2, err2) = small_sweep
-    assert code2 == 0, err2
-    assert "Study sweep: 0 trials so far" in out and "Study sweep: 3 trials so far" in out2
-    assert out2.count("\nTrial ") >= 2
+def test_two_sweeps_side_by_side_continue_the_study_and_never_run_the_same_trial(shared_study):
+    _, runs, _ = shared_study
+    assert "Study sweep: 1 trials so far" in runs["first"][1]
+    for code, out, err in runs["side by side"]:
+        assert code == 0, err
+        assert re.search(r"^Study sweep: [67] trials so far", out, re.M) and out.count("\nTrial ") == 1
+    trials = trials_of(shared_study, "side by side")
+    assert [t.number for t in trials] == [6, 7]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # judged: the pruner has its five now
+    assert sorted(os.path.basename(t.user_attrs["run_dir"]) for t in trials) == ["trial-0006", "trial-0007"]
 
 
 @pytest.mark.slow
-def test_the_hparams_summaries_read_back_with_tensorboards_own_reader(small_sweep):
+def test_the_hparams_summaries_read_back_with_tensorboards_own_reader(shared_study):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    tmp_path = small_sweep[0]
-    folder = tmp_path / "sweep"
+    folder = shared_study[0] / "sweep"
     root = EventAccumulator(str(folder), size_guidance={"tensors": 0})
     root.Reload()
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         root.SummaryMetadata("_hparams_/experiment").plugin_data.content).experiment
-    assert {info.name for info in experiment.hparam_infos} == {"learning_rate", "n_hidden"}
+    assert {info.name for info in experiment.hparam_infos} == {"forget_bias", "n_hidden"}
     assert [m.name.tag for m in experiment.metric_infos] == ["validation/accuracy"]
-    trial = EventAccumulator(str(folder / "trial-0000"), size_guidance={"tensors": 0})
+    trial = EventAccumulator(str(folder / "trial-0001"), size_guidance={"tensors": 0})
     trial.Reload()
     start = plugin_data_pb2.HParamsPluginData.FromString(
         trial.SummaryMetadata("_hparams_/session_start_info").plugin_data.content).session_start_info
-    assert set(start.hparams) == {"learning_rate", "n_hidden"}
+    assert set(start.hparams) == {"forget_bias", "n_hidden"}
     assert "validation/accuracy" in trial.Tags()["scalars"]
 
 
 @pytest.mark.slow
-def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
-    space = space_file(tmp_path, "forget_bias = uniform(0.9, 1.1)\n")
-    code, out, err = run_sweep(tmp_path, "--trials=2", "--jobs=2", f"--space={space}", "--learning_rate=1e38")
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(shared_study):
+    tmp_path, runs, _ = shared_study
+    code, out, err = runs["diverging"]
     assert code == 0, err  # both trials ran, and failed
     assert len(re.findall(r"^Trial \d+: failed: minibatch loss is nan at Iter \d+", out, flags=re.M)) == 2, out
-    code, out, err = run_sweep(tmp_path, "--trials=1", f"--space={space}")
-    assert code == 0, err
-    trials = study(tmp_path).get_trials()
-    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE"]
-    assert all("training diverged" in t.user_attrs["reason"] for t in trials[:2])
-    rows = list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))
-    assert [row["state"] for row in rows] == ["COMPLETE", "FAIL", "FAIL"] and "training diverged" in rows[1]["reason"]
+    trials = trials_of(shared_study, "diverging")
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert all("training diverged" in t.user_attrs["reason"] for t in trials)
+    rows = {int(row["trial"]): row for row in csv.DictReader(open(tmp_path / "sweep" / "results.csv"))}
+    assert all(rows[t.number]["state"] == "FAIL" and "training diverged" in rows[t.number]["reason"] for t in trials)
+    assert trials_of(shared_study, "other space")[0].number == 10  # the study goes on after them
 
 
 @pytest.mark.slow
-def test_a_hopeless_trial_is_pruned_and_says_so(tmp_path):
-    # Six trials at a rate that learns reach a median; then one at a rate that learns nothing is stopped early.
-    space = space_file(tmp_path, "forget_bias = uniform(0.9, 1.1)\n")
-    code, _, err = run_sweep(tmp_path, "--trials=6", "--jobs=2", f"--space={space}", "--learning_rate=0.01")
+def test_a_hopeless_trial_is_pruned_and_says_so(shared_study):
+    tmp_path, runs, _ = shared_study
+    code, out, err = runs["hopeless"]
     assert code == 0, err
-    code, out, err = run_sweep(tmp_path, "--trials=1", f"--space={space}", "--learning_rate=1e-9")
-    assert code == 0, err
-    trial = study(tmp_path).get_trials()[-1]
+    (trial,) = trials_of(shared_study, "hopeless")
     assert trial.state.name == "PRUNED", out
     result = tuning.read_result(trial.user_attrs["run_dir"])
     assert result["state"] == "PRUNED" and "pruned after Iter" in result["reason"] and result["steps"] < 20
-    assert re.search(r"^Trial 6: pruned, validation accuracy 0\.\d+ at step \d+: pruned after Iter", out, re.M)
+    assert re.search(r"^Trial 11: pruned, validation accuracy 0\.\d+ at step \d+: pruned after Iter", out, re.M)
     assert "PRUNED" in open(tmp_path / "sweep" / "results.csv").read()
 
 
 @pytest.mark.slow
-def test_a_space_the_study_cannot_take_fails_its_trial_in_one_line(tmp_path):
-    first = space_file(tmp_path, "n_hidden = choice(16, 32)\n")
-    assert run_sweep(tmp_path, "--trials=1", f"--space={first}")[0] == 0
-    other = space_file(tmp_path, "n_hidden = choice(16, 64)\n", "other.py")  # Optuna keeps a choice's values
-    code, out, err = run_sweep(tmp_path, "--trials=1", f"--space={other}")
+def test_a_space_the_study_cannot_take_fails_its_trial_in_one_line(shared_study):
+    code, out, err = shared_study[1]["other space"]
     assert code == 0, err
-    trial = study(tmp_path).get_trials()[-1]
+    (trial,) = trials_of(shared_study, "other space")  # Optuna keeps a choice's values: (16, 32), not (16, 64)
     assert trial.state.name == "FAIL" and "does not support dynamic value space" in trial.user_attrs["reason"]
-    assert re.search(r"^Trial 1: failed: the space cannot be drawn in this study", out, re.M), out
+    assert re.search(r"^Trial 10: failed: the space cannot be drawn in this study", out, re.M), out
 
 
 @pytest.mark.slow
-def test_two_sweeps_on_one_study_never_run_the_same_trial(tmp_path):
-    space = space_file(tmp_path, "learning_rate = log_uniform(1e-3, 1e-2)\n")
-    command = [sys.executable, SWEEP, f"--out_dir={tmp_path}", *TINY, "--trials=2", f"--space={space}"]
-    os.makedirs(tmp_path / "sweep")
-    sweep.open_study("sweep", f"sqlite:///{tmp_path / 'sweep' / 'study.db'}")  # created once, then shared
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-                 for _ in range(2)]
-    for process in processes:
-        process.communicate(timeout=LIMIT_S)
-        assert process.returncode == 0
-    trials = study(tmp_path).get_trials()
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert sorted(os.path.basename(t.user_attrs["run_dir"]) for t in trials) == [f"trial-000{n}" for n in range(4)]
+def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continues(shared_study):
+    assert "Study sweep: 1 trials so far" in shared_study[1]["first"][1]  # the rerun: below
+    code, out, err = shared_study[1]["interrupted"]
+    assert code == 130, err
+    assert err.splitlines()[-1] == ("Interrupted by SIGINT while sweeping: the running trials stopped and were "
+                                    "recorded as failed, every completed one is kept; run the same command again "
+                                    "to continue the study")
+    (trial,) = trials_of(shared_study, "interrupted")  # one of the three: the others never started
+    assert trial.state.name == "FAIL"
+    saved = re.fullmatch(r"Interrupted by SIGINT after Iter \d+ \(step (\d+)\): checkpoint saved to (\S+)",
+                         trial.user_attrs["reason"])
+    assert saved and os.path.exists(saved.group(2) + ".index")  # stopped the way the script stops
+    assert all(t.state.name == "COMPLETE" for t in trials_of(shared_study, "first"))  # the study went on
 
 
 @pytest.mark.parametrize("text,words", [
@@ -197,33 +243,6 @@ def test_each_of_several_trials_side_by_side_gets_its_share_of_the_cores():
     assert tuning.threads_for(2, cores=2) == (1, 1)
     assert tuning.threads_for(4, cores=16) == (1, 4)
     assert tuning.threads_for(8, cores=2) == (1, 1)
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continues(tmp_path):
-    space = space_file(tmp_path, "forget_bias = uniform(0.9, 1.1)\n")
-    process = subprocess.Popen([sys.executable, SWEEP, f"--out_dir={tmp_path}", "--training_iters=100000",
-                                "--display_step=10", "--checkpoint_every=1000", "--trials=3", f"--space={space}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    metrics = tmp_path / "sweep" / "trial-0000" / "metrics.csv"
-    started = time.monotonic()
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):  # trial 0 is training
-        assert process.poll() is None and time.monotonic() - started < LIMIT_S, process.stderr.read()
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=LIMIT_S)
-    assert process.returncode == 130, err
-    assert err.splitlines()[-1] == ("Interrupted by SIGINT while sweeping: the running trials stopped and were "
-                                    "recorded as failed, every completed one is kept; run the same command again "
-                                    "to continue the study")
-    (trial,) = study(tmp_path).get_trials()
-    assert trial.state.name == "FAIL"
-    saved = re.fullmatch(r"Interrupted by SIGINT after Iter \d+ \(step (\d+)\): checkpoint saved to (\S+)",
-                         trial.user_attrs["reason"])
-    assert saved and os.path.exists(saved.group(2) + ".index")  # stopped the way the script stops
-    code, out, err = run_sweep(tmp_path, "--trials=1", f"--space={space}")
-    assert code == 0, err
-    assert [t.state.name for t in study(tmp_path).get_trials()] == ["FAIL", "COMPLETE"]
 
 
 def test_a_journal_file_holds_a_study_as_a_database_does(tmp_path):
