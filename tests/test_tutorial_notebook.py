@@ -55,51 +55,61 @@ def test_the_committed_outputs_are_the_current_codes(tiny_run):
     assert len(picture_cells(nb)) == 3  # curves, predictions, reading
 
 
-@pytest.mark.slow
-def test_the_notebook_runs_in_a_kernel_as_the_script_runs(tiny_run):
-    cfg = tiny_run[0]
-    nb = with_parameters(training_iters=cfg.training_iters)
+@pytest.fixture(scope="module")
+def kernel(tiny_run):
+    """One real kernel for the tests below, in order: the notebook run through at the tiny run's budget,
+    then the stop button pressed in it (a second kernel would cost its start and TensorFlow's import
+    again): (client, notebook)."""
+    nb = with_parameters(training_iters=tiny_run[0].training_iters)
     client = client_for(nb)
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
-        first = tutorial_lines(nb.cells)
-        script_lines = [line for line in tiny_run[2] if line.startswith(("Iter ", "Testing Accuracy:"))]
-        assert first == script_lines  # same seeds, threads and data order as the script
+        yield client, nb
 
-        assert len(picture_cells(nb)) == 3
 
-        # The data, graph, training and test cells again: a fresh graph and session, the same numbers.
-        again = [index_of(nb, "read_data_sets"), index_of(nb, "graph = tf.Graph()"), index_of(nb, "fresh_session"),
-                 index_of(nb, "test_len = 128")]
-        for index in again:
-            client.execute_cell(nb.cells[index], index)
-        assert tutorial_lines([nb.cells[i] for i in again]) == script_lines
-        # The training cell alone, twice more: no error, a fresh session each time (the batches go on).
-        for _ in range(2):
-            client.execute_cell(nb.cells[again[2]], again[2])
-            assert text_of(nb.cells[again[2]]).splitlines()[-1] == "Optimization Finished!"
-        check = nbformat.v4.new_code_cell("print(len(notebook._open_sessions), sess._closed)")
-        nb.cells.append(check)
-        client.execute_cell(check, len(nb.cells) - 1)
-        assert text_of(check) == "1 False\n"  # the earlier session was closed, not leaked
+def run_new_cell(client, nb, source):
+    cell = nbformat.v4.new_code_cell(source)
+    nb.cells.append(cell)
+    client.execute_cell(cell, len(nb.cells) - 1)
+    return text_of(cell)
 
 
 @pytest.mark.slow
-def test_the_stop_button_ends_training_after_a_step_and_the_model_stays_usable():
-    nb = with_parameters(training_iters=10_000_000)
-    client = client_for(nb)
+def test_the_notebook_runs_in_a_kernel_as_the_script_runs(kernel, tiny_run):
+    client, nb = kernel
+    first = tutorial_lines(nb.cells)
+    script_lines = [line for line in tiny_run[2] if line.startswith(("Iter ", "Testing Accuracy:"))]
+    assert first == script_lines  # same seeds, threads and data order as the script
+
+    assert len(picture_cells(nb)) == 3
+
+    # The data, graph, training and test cells again: a fresh graph and session, the same numbers.
+    again = [index_of(nb, "read_data_sets"), index_of(nb, "graph = tf.Graph()"), index_of(nb, "fresh_session"),
+             index_of(nb, "test_len = 128")]
+    for index in again:
+        client.execute_cell(nb.cells[index], index)
+    assert tutorial_lines([nb.cells[i] for i in again]) == script_lines
+    # The training cell alone, twice more: no error, a fresh session each time (the batches go on).
+    for _ in range(2):
+        client.execute_cell(nb.cells[again[2]], again[2])
+        assert text_of(nb.cells[again[2]]).splitlines()[-1] == "Optimization Finished!"
+    # the earlier session was closed, not leaked
+    assert run_new_cell(client, nb, "print(len(notebook._open_sessions), sess._closed)") == "1 False\n"
+
+
+@pytest.mark.slow
+def test_the_stop_button_ends_training_after_a_step_and_the_model_stays_usable(kernel):
+    client, nb = kernel
+    run_new_cell(client, nb, "training_iters = 10_000_000")
     training = index_of(nb, "fresh_session")
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells[:training]):
-            client.execute_cell(cell, index)
-        stop_button = run_sync(client.km.interrupt_kernel)  # what Jupyter's stop button calls
-        timer = threading.Timer(8.0, stop_button)  # mid-training
-        timer.start()
-        client.execute_cell(nb.cells[training], training)
-        timer.join()
-        last = text_of(nb.cells[training]).splitlines()[-1]
-        assert re.fullmatch(r"Interrupted after Iter \d+ \(step \d+\): `sess` holds the model as trained so far, "
-                            r"and the cells below use it", last), last
-        client.execute_cell(nb.cells[training + 1], training + 1)
-        assert re.fullmatch(r"Testing Accuracy: [01]\.\d+\n", text_of(nb.cells[training + 1]))
+    stop_button = run_sync(client.km.interrupt_kernel)  # what Jupyter's stop button calls
+    timer = threading.Timer(3.0, stop_button)  # mid-training
+    timer.start()
+    client.execute_cell(nb.cells[training], training)
+    timer.join()
+    last = text_of(nb.cells[training]).splitlines()[-1]
+    assert re.fullmatch(r"Interrupted after Iter \d+ \(step \d+\): `sess` holds the model as trained so far, "
+                        r"and the cells below use it", last), last
+    client.execute_cell(nb.cells[training + 1], training + 1)
+    assert re.fullmatch(r"Testing Accuracy: [01]\.\d+\n", text_of(nb.cells[training + 1]))
