@@ -42,7 +42,7 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
 def save_figure(fig, path):
     STOPS.check()  # a signal stops the plots between figures
     with replaced_atomically(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
+        fig.savefig(f, format="png", dpi=100)
 
 
 def curves_figure(rows):
@@ -51,7 +51,7 @@ def curves_figure(rows):
     logged = [r for r in rows if r["minibatch_loss"] != ""]
     validated = [r for r in rows if r["validation_accuracy"] != ""]
     fig = Figure(figsize=(11, 4))
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax, acc_ax = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.99, "top": 0.92, "bottom": 0.12})
     loss_ax.plot([int(r["examples"]) for r in logged], [float(r["minibatch_loss"]) for r in logged],
                  label="minibatch")
     loss_ax.set(xlabel="examples seen", ylabel="cross-entropy loss", title="Loss", yscale="log")
@@ -85,7 +85,7 @@ def predictions_figure(images, predicted, true, columns=8):
     canvas, offsets = montage(images.reshape(-1, 28, 28), columns, gap=12)
     rows = -(-len(images) // columns)
     fig = Figure(figsize=(columns * 1.2, rows * 1.4))
-    ax = fig.subplots()
+    ax = fig.subplots(gridspec_kw={"left": 0.01, "right": 0.99, "top": 1 - 0.6 / (rows * 1.4), "bottom": 0.01})
     ax.imshow(canvas, cmap="gray_r")
     for (top, left), p, t in zip(offsets, predicted, true, strict=True):
         ax.text(left + 14, top - 1, f"{p} ({t})", ha="center", va="bottom", fontsize=10,
@@ -104,7 +104,7 @@ def confusion_matrix(predicted, true, n_classes=10):
 def confusion_figure(predicted, true):
     matrix = confusion_matrix(predicted, true)
     fig = Figure(figsize=(6.5, 5.5))
-    ax = fig.subplots()
+    ax = fig.subplots(gridspec_kw={"left": 0.1, "right": 1.0, "top": 0.88, "bottom": 0.1})
     im = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (t, p), count in np.ndenumerate(matrix):
         if count:
@@ -121,8 +121,10 @@ def reading_figure(images, step_probabilities, true):
     of each class after every row read (the true class green, a wrong final answer red)."""
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
-    fig = Figure(figsize=(12, 1.8 * n_digits + 0.6))
-    grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6)
+    height = 1.8 * n_digits + 0.6  # inches; the margins below are fixed in inches too
+    fig = Figure(figsize=(12, height))
+    grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6, left=0.01, right=0.97,
+                            top=1 - 0.75 / height, bottom=0.55 / height)
     for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
         image = image.reshape(n_steps, -1)
         stages = np.stack([np.concatenate([image[:rows], 0.15 * image[rows:]]) for rows in revealed])
@@ -146,5 +148,5 @@ def reading_figure(images, step_probabilities, true):
         ax.grid(alpha=0.3)
         if k == n_digits - 1:
             ax.set_xlabel("rows read")
-    fig.suptitle("How the LSTM reads: its answer after each row of the image", y=0.93)
+    fig.suptitle("How the LSTM reads: its answer after each row of the image", y=1 - 0.2 / height)
     return fig

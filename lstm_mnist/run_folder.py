@@ -8,10 +8,12 @@
         *.png                  plots (plots.py)
 """
 import fcntl
+import importlib
 import os
 import shlex
 import shutil
 import sys
+import threading
 import time
 
 import numpy as np
@@ -110,6 +112,8 @@ class TrainingRun:
         settings.save_settings(self.run_dir, self.cfg, self.cluster_record(), then)
         self.log = metrics.RunLog(self.run_dir, self.model.graph, done, self.cfg.batch_size)
         STOPS.defer(STEP_NOTICE)  # first: a signal during the start-up stops here, before the loop
+        if self.cfg.plots:  # matplotlib's import (a second) goes on beside the training, not after it
+            threading.Thread(target=importlib.import_module, args=("lstm_mnist.plots",), daemon=True).start()
         self.clock.mark("session")
         self.done, self.times = done, phases.StepTimes()
         return done
@@ -225,7 +229,7 @@ class TrainingRun:
 
     def write_plots(self, sess, predicted):
         """The PNGs; a failure to write them (a full disk) is a warning: the run itself is saved."""
-        from lstm_mnist import plots  # here: only runs that plot pay for matplotlib
+        from lstm_mnist import plots  # here: only runs that plot pay for matplotlib (imported since start())
 
         def step_probabilities_of(images):
             return sess.run(self.model.reading.probabilities, self.model.feed(images))

@@ -12,6 +12,7 @@ always happens before TensorFlow is first imported, whatever the import order:
 - The tutorial silenced warnings; here only the cells' deprecation notices are.
 - Eager execution is off: placeholders, graphs and Sessions, as in TF1.
 """
+import gc
 import os
 import signal
 import sys
@@ -23,6 +24,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _import_quietly():
+    """TensorFlow's import, with stderr muted (below) and Python's garbage collector paused: the
+    import makes half a million objects and almost no garbage (1,500 objects), and the collector's
+    passes over them cost a tenth of its time (6.3 s -> 5.6 s measured on 2 cores). Its objects are
+    then frozen: they live as long as the process, so later collections need not walk them."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _import_muted()
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
+
+def _import_muted():
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
         import tensorflow
         return tensorflow
