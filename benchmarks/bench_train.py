@@ -9,8 +9,9 @@ Keras 3 do not share a process well) and is warmed up first. The workers are
 then timed in turn, A B C A B C ..., so drift of a noisy machine touches every
 variant alike; the table gives each one's median over the repeats. It also
 times loading the data, the whole default command (wall time and peak memory),
-and a GEMM rate on this machine, from which the "floor" of a training step
-follows: its float32 matmul work at that rate.
+and GEMM rates on this machine, from which the "floor" of a training step
+follows: its float32 matmul work at numpy's rate, and (where a bfloat16 variant
+runs) the same work at TensorFlow's bfloat16 rate.
 """
 import argparse
 import importlib
@@ -243,12 +244,41 @@ def gemm_rate(shape, repeats=30):
     return 2 * m * k * n / best / 1e9
 
 
-def floor_ms():
-    """The step's matmul work at the measured GEMM rates: the recurrent products at the
-    rate of a [100 x 156] x [156 x 512] product, the weight gradients at the rate of
-    one [156 x 2800] x [2800 x 512] product."""
-    recurrent_rate = gemm_rate((BATCH, INPUT + HIDDEN, 4 * HIDDEN), repeats=300)
-    weight_rate = gemm_rate((INPUT + HIDDEN, STEPS * BATCH, 4 * HIDDEN))
+def bf16_gemm_rate(shape, repeats=30, products=8):
+    """GFLOP/s of TensorFlow's bfloat16 matmul (oneDNN's, as the fast cell's bf16 mode runs it; numpy
+    has no bfloat16) at (m, k) x (k, n), `products` independent ones per session run so that the
+    run's own overhead is shared out, best of a few tries."""
+    from lstm_mnist.tf_setup import tf, tf1
+
+    m, k, n = shape
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf1.Variable(tf.cast(tf.random.uniform((products * m, k)), tf.bfloat16))
+        b = tf1.Variable(tf.cast(tf.random.uniform((k, n)), tf.bfloat16))
+        work = tf.group(*[tf.matmul(part, b) for part in tf.split(a, products)])  # different inputs: no CSE
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph) as sess:
+        sess.run(init)
+        sess.run(work)
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(repeats):
+                sess.run(work)
+            best = min(best, (time.perf_counter() - started) / repeats / products)
+    return 2 * m * k * n / best / 1e9
+
+
+FLOOR_SHAPES = {"recurrent": (BATCH, INPUT + HIDDEN, 4 * HIDDEN), "weight_gradient": (INPUT + HIDDEN, STEPS * BATCH,
+                                                                                     4 * HIDDEN)}
+
+
+def floor_ms(rate=gemm_rate, recurrent_repeats=300):
+    """The step's matmul work at the measured GEMM rates (`rate`: float32 by numpy, or bfloat16): the
+    recurrent products at the rate of a [100 x 156] x [156 x 512] product, the weight gradients at the
+    rate of one [156 x 2800] x [2800 x 512] product."""
+    recurrent_rate = rate(FLOOR_SHAPES["recurrent"], repeats=recurrent_repeats)
+    weight_rate = rate(FLOOR_SHAPES["weight_gradient"])
     forward, backward = step_flops()
     recurrent, weights = forward + backward / 2, backward / 2
     ms = (recurrent / recurrent_rate + weights / weight_rate) / 1e6
@@ -337,6 +367,9 @@ def measure(args):
             w.close()
     ms = {w.variant: 1000 * statistics.median(w.seconds) for w in workers}
     floor, gemm = floor_ms()
+    bf16_floor = bf16_gemm = None
+    if any(precision_of(v) == "bf16" and v not in skipped for v in variants):
+        bf16_floor, bf16_gemm = floor_ms(bf16_gemm_rate, recurrent_repeats=30)
     results = {
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version()},
@@ -344,7 +377,7 @@ def measure(args):
                      "inter_op_threads": args.inter_op_threads},
         "step_ms": {v: {"median": ms[v], "all": [1000 * s for s in w.seconds]} for v, w in
                     ((w.variant, w) for w in workers)},
-        "skipped": skipped, "floor_ms": floor, "gemm": gemm,
+        "skipped": skipped, "floor_ms": floor, "gemm": gemm, "floor_bf16_ms": bf16_floor, "gemm_bf16": bf16_gemm,
         "data_loading_s": data_loading_seconds(),
     }
     if args.e2e:
@@ -360,14 +393,21 @@ def report(results):
         ratio = f"{base / value:.2f}x" if base else "-"
         lines.append(f"{variant:<10} {value:8.2f} {1000 / value:8.1f} {ratio:>10} "
                      f"{value / results['floor_ms']:8.2f}x  {VARIANTS[variant]}")
-    lines.append(f"{'floor':<10} {results['floor_ms']:8.2f} {1000 / results['floor_ms']:8.1f} {'':>10} {'1.00x':>9}  "
-                 f"{results['gemm']['step_gflop']:.2f} GFLOP/step at {results['gemm']['recurrent_gflops']:.0f} "
-                 f"GFLOP/s (recurrent) and {results['gemm']['weight_gradient_gflops']:.0f} GFLOP/s (weight grads)")
+    for name, floor, gemm, how in (("floor", results["floor_ms"], results["gemm"], "float32, numpy"),
+                                   ("floor-bf16", results["floor_bf16_ms"], results["gemm_bf16"], "bfloat16, TF")):
+        if floor:
+            lines.append(f"{name:<10} {floor:8.2f} {1000 / floor:8.1f} {'':>10} {floor / results['floor_ms']:8.2f}x  "
+                         f"{gemm['step_gflop']:.2f} GFLOP/step at {gemm['recurrent_gflops']:.0f} GFLOP/s (recurrent) "
+                         f"and {gemm['weight_gradient_gflops']:.0f} GFLOP/s (weight grads), {how}")
     for variant, why in results["skipped"].items():
         lines.append(f"{variant:<10} skipped: {why}")
     for suffix in ("", "-bf16"):
         if "fast" + suffix in ms and "pytorch" + suffix in ms:
             lines.append(f"fast{suffix} / pytorch{suffix} steps/s: {ms['pytorch' + suffix] / ms['fast' + suffix]:.2f}")
+    if results["floor_bf16_ms"]:
+        lines.append("against its own floor: " + ", ".join(
+            f"{v} {ms[v] / (results['floor_bf16_ms'] if precision_of(v) == 'bf16' else results['floor_ms']):.2f}x"
+            for v in ms))
     lines.append(f"data loading: {results['data_loading_s']:.2f} s")
     for variant, run in results.get("end_to_end", {}).items():
         lines.append(f"end to end, {variant}: {run['wall_s']:.1f} s wall, peak memory {run['peak_mib']:.0f} MiB; "
