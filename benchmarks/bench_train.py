@@ -269,8 +269,8 @@ def bf16_gemm_rate(shape, repeats=30, products=8):
     return 2 * m * k * n / best / 1e9
 
 
-FLOOR_SHAPES = {"recurrent": (BATCH, INPUT + HIDDEN, 4 * HIDDEN), "weight_gradient": (INPUT + HIDDEN, STEPS * BATCH,
-                                                                                     4 * HIDDEN)}
+FLOOR_SHAPES = {"recurrent": (BATCH, INPUT + HIDDEN, 4 * HIDDEN),  # [100 x 156] x [156 x 512], every time step
+                "weight_gradient": (INPUT + HIDDEN, STEPS * BATCH, 4 * HIDDEN)}  # [156 x 2800] x [2800 x 512]
 
 
 def floor_ms(rate=gemm_rate, recurrent_repeats=300):
