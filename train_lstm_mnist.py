@@ -67,9 +67,9 @@ def build_graph(cfg, cluster=None):
             output = tf.reshape(tf.split(outputs, cfg.n_steps, axis=1, num=None, name="split")[-1],
                                 [-1, cfg.n_hidden])
         else:  # Beyond the tutorial: cell="fast", the same LSTM and variables built for speed (fast_lstm.py)
-            lstm_cell = outputs = None
+            lstm_cell = None
             kernel, bias = fast_lstm.lstm_variables(cfg.n_input, cfg.n_hidden)
-            output = fast_lstm.last_output(x, kernel, bias, cfg.forget_bias, cfg.precision)
+            outputs, output = fast_lstm.outputs(x, kernel, bias, cfg.forget_bias, cfg.precision)
         pred = tf.matmul(output, weights["out"]) + biases["out"]
 
         # The cost function and optimizer
@@ -86,9 +86,7 @@ def build_graph(cfg, cluster=None):
         # and what checkpoints hold besides the variables.
         predicted = tf.argmax(pred, 1, name="predicted")
         probabilities = tf.nn.softmax(pred, name="probabilities")
-        every_output = outputs if cfg.cell == "basic" else \
-            fast_lstm.every_output(x, kernel, bias, cfg.forget_bias, cfg.precision)
-        rows_read = reading.add_to_graph(every_output, weights["out"], biases["out"])
+        rows_read = reading.add_to_graph(outputs, weights["out"], biases["out"])
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 
         init = tf1.global_variables_initializer()

@@ -87,15 +87,11 @@ def recurrence(x, w, b, n_input, dtype=tf.float32):
     return steps
 
 
-def every_output(x, kernel, bias, forget_bias, precision="fp32"):
-    """h at every time step, (batch, n_steps, n_hidden): the forward pass alone, for inference."""
-    scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
-    steps = recurrence(x, kernel * scale, (bias + shift) * scale, x.shape[2], DTYPES[precision])
-    return tf.stack(steps.h, axis=1)
-
-
-def last_output(x, kernel, bias, forget_bias, precision="fp32"):
-    """h at the last time step, (batch, n_hidden), for x of (batch, n_steps, n_input)."""
+def outputs(x, kernel, bias, forget_bias, precision="fp32"):
+    """(h at every time step, (batch, n_steps, n_hidden); h at the last one, (batch, n_hidden)) for x
+    of (batch, n_steps, n_input), as dynamic_rnn's outputs and their last step: both from one forward
+    pass, so that a run fetching both (scoring with the answer after every row) computes it once. The
+    gradient is the last step's alone (the hand-written one below); nothing trains through the first."""
     n_steps, n_input = x.shape[1], x.shape[2]
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
     dtype = DTYPES[precision]
@@ -109,6 +105,7 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
         # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
         steps = recurrence(x, w, b, n_input, dtype)
+        every_h.append(tf.stack(steps.h, axis=1))
         xh_steps, s_steps, tj_steps, c_steps, tc_steps = steps.xh, steps.s, steps.tj, steps.c, steps.tc
 
         def grad(dh):
@@ -134,7 +131,9 @@ def last_output(x, kernel, bias, forget_bias, precision="fp32"):
     batch = tf.shape(x)[0]
     bounds = [batch * k // PARALLEL_CHAINS for k in range(PARALLEL_CHAINS + 1)]
     parts = tf.split(x, tf.stack([bounds[k + 1] - bounds[k] for k in range(PARALLEL_CHAINS)]), axis=0)
-    return tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
+    every_h = []  # each chain's h at every step, from inside its forward pass
+    last = tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
+    return tf.concat(every_h, axis=0), last
 
 
 def weight_gradient(xh_steps, d_steps, n_input, dtype):

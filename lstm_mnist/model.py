@@ -14,7 +14,7 @@ class Model:
     weights: dict  # {"out": the readout's weights, (n_hidden, n_classes)}
     biases: dict  # {"out": the readout's biases, (n_classes,)}
     lstm_cell: typing.Any  # the BasicLSTMCell (None with cell = "fast")
-    outputs: typing.Any  # dynamic_rnn's outputs, (batch, n_steps, n_hidden) (None with cell = "fast")
+    outputs: typing.Any  # h at every step, (batch, n_steps, n_hidden): dynamic_rnn's outputs, or the fast cell's
     pred: typing.Any  # the logits of the last step's output through the readout, (batch, n_classes)
     cost: typing.Any  # mean softmax cross-entropy of pred against y
     optimizer: typing.Any  # Adam's training op (it also increments global_step)

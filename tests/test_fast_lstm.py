@@ -12,7 +12,7 @@ from lstm_mnist.tf_setup import tf, tf1
 
 
 def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32"):
-    """(pred, gradients of the cost w.r.t. every trainable variable) for the given weights."""
+    """(pred, h at every step, gradients of the cost w.r.t. every trainable variable) for the given weights."""
     cfg = settings.make({"cell": cell, "precision": precision})
     model = script.build_graph(cfg)
     with model.graph.as_default():
@@ -25,7 +25,7 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32"):
         for variable, value in zip(variables, weights, strict=True):
             variable.load(value, sess)
         feed = {model.x: batch_x.reshape(-1, 28, 28), model.y: batch_y}
-        return weights, [v.name for v in variables], sess.run([model.pred, *gradients], feed)
+        return weights, [v.name for v in variables], sess.run([model.pred, model.outputs, *gradients], feed)
 
 
 def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
@@ -35,11 +35,11 @@ def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
     _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y)
     _, fast_names, fast = outputs_and_gradients("fast", weights, batch_x, batch_y)
     assert fast_names == basic_names
-    for name, b, f in zip(["pred", *basic_names], basic, fast, strict=True):
+    for name, b, f in zip(["pred", "outputs", *basic_names], basic, fast, strict=True):
         assert f.shape == b.shape
         # float32 in another order of operations: measured 4e-7 of each array's largest value
         assert np.abs(f - b).max() <= 2e-6 * np.abs(b).max(), name
-    assert np.abs(basic[3]).max() > 1e-3  # the kernel gradient is not trivially zero
+    assert np.abs(basic[4]).max() > 1e-3  # the kernel gradient is not trivially zero
 
 
 def test_bf16_matmuls_stay_close_to_fp32_and_keep_float32_weights(mnist, monkeypatch):
@@ -48,7 +48,7 @@ def test_bf16_matmuls_stay_close_to_fp32_and_keep_float32_weights(mnist, monkeyp
     weights, names, fp32 = outputs_and_gradients("fast", None, batch_x, batch_y)
     bf16_names, bf16 = outputs_and_gradients("fast", weights, batch_x, batch_y, precision="bf16")[1:]
     assert bf16_names == names
-    for name, exact, rounded in zip(["pred", *names], fp32, bf16, strict=True):
+    for name, exact, rounded in zip(["pred", "outputs", *names], fp32, bf16, strict=True):
         assert rounded.dtype == np.float32 and rounded.shape == exact.shape
         scale = np.abs(exact).max()
         # bfloat16 keeps 8 significant bits (0.4%); 28 steps of rounding stay within a few percent
