@@ -95,6 +95,7 @@ def outputs(x, kernel, bias, forget_bias, precision="fp32"):
     n_steps, n_input = x.shape[1], x.shape[2]
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
     dtype = DTYPES[precision]
+    every_h = []  # each chain's h at every step, kept from inside its forward pass
 
     @tf.custom_gradient
     def lstm(x, kernel, bias):
@@ -131,7 +132,6 @@ def outputs(x, kernel, bias, forget_bias, precision="fp32"):
     batch = tf.shape(x)[0]
     bounds = [batch * k // PARALLEL_CHAINS for k in range(PARALLEL_CHAINS + 1)]
     parts = tf.split(x, tf.stack([bounds[k + 1] - bounds[k] for k in range(PARALLEL_CHAINS)]), axis=0)
-    every_h = []  # each chain's h at every step, from inside its forward pass
     last = tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
     return tf.concat(every_h, axis=0), last
 
