@@ -36,7 +36,7 @@ plots = True  # write curves.png, predictions.png, confusion.png and reading.png
 
 # Beyond one machine (distributed.py; only with --job_name, TF_CONFIG or --local_cluster)
 sync_replicas = False  # False: each worker updates the shared weights at once (async); True: SyncReplicasOptimizer
-cluster_timeout = 60  # seconds a worker waits for the parameter servers and the chief before giving up
+cluster_timeout = 60  # seconds any wait in a cluster may last (a ps, the chief, a step's gradients) before giving up
 
 # Speed (see benchmarks/README.md)
 cell = "basic"  # "basic": the tutorial's BasicLSTMCell + dynamic_rnn; "fast": the same LSTM built for speed

@@ -140,8 +140,8 @@ def train(cfg, mnist=None, resume=None, role=None, trial=None):
     with training_run(cfg, model, mnist, resume, clock, cluster, trial) as run, \
             session(cfg, model, cluster, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
-        # Keep training until reach max iterations (beyond the tutorial: or a cluster's workers together reach it)
-        while step * cfg.batch_size < cfg.training_iters and run.going(sess):
+        # Keep training until reach max iterations (beyond the tutorial: in a cluster, until the global step does)
+        while run.going(step * cfg.batch_size < cfg.training_iters):
             # We will read a batch of 100 images [100 x 784] as batch_x; batch_y is a matrix of [100 x 10]
             batch_x, batch_y = mnist.train.next_batch(cfg.batch_size)
             # Each row of the image is one step of the sequence: batch_x becomes [100 x 28 x 28]
@@ -183,13 +183,13 @@ def add_arguments(parser):
 def main(argv=None):
     def train_from_command_line():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
-            return launch.run_local_cluster(arguments.local_cluster, argv, __file__)
         cfg, checkpoint = (settings.make(overrides), None) if arguments.resume is None else \
             settings.open_saved_run(arguments.resume, overrides)
+        if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
+            return launch.run_local_cluster(arguments.local_cluster, argv, __file__, cfg.cluster_timeout)
         role = distributed.role_of(arguments)
         if role and role.job == "ps":
-            return distributed.run_ps(role)
+            return distributed.run_ps(role, cfg.cluster_timeout)
         train(cfg, resume=checkpoint, role=role)
     return errors.run_entry_point(train_from_command_line)
 

@@ -19,6 +19,7 @@ one update per step from all workers' gradients).
 TF's gRPC servers listen without authentication: run them on a trusted network only.
 """
 import collections
+import contextlib
 import json
 import os
 import re
@@ -103,18 +104,29 @@ def start_server(role):
 
 
 def done_queue(ps_index, workers):
-    """A queue on ps `ps_index`: every worker puts a token in it when it is done, and the ps
+    """A queue on ps `ps_index`: every worker puts its index in it when it is done, and the ps
     exits once it has one from each (a ps's server.join() would never return)."""
     with tf1.device(f"/job:ps/task:{ps_index}"):
         return tf1.FIFOQueue(workers, tf.int32, shared_name=f"done_queue{ps_index}")
 
 
 def tell_the_ps_done(server, role, cfg):
+    """Put this worker's index in every ps's done queue. Best effort, bounded by cluster_timeout:
+    a ps that is gone has nothing left to wait for."""
     cluster = role.cluster
     with tf.Graph().as_default():
-        enqueues = [done_queue(i, len(cluster["worker"])).enqueue(1) for i in range(len(cluster["ps"]))]
+        enqueues = [done_queue(i, len(cluster["worker"])).enqueue(role.index) for i in range(len(cluster["ps"]))]
         with tf1.Session(server.target, config=worker_session_config(role, cfg)) as sess:
-            sess.run(enqueues)
+            try:
+                sess.run(enqueues, options=deadline(cfg.cluster_timeout))
+            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError):
+                print(f"worker {role.index}: could not tell the parameter servers that it is done; they stop by "
+                      f"themselves after {cfg.cluster_timeout} s without workers", file=sys.stderr)
+
+
+def deadline(seconds):
+    """RunOptions that end a session run with DeadlineExceededError after `seconds`."""
+    return tf1.RunOptions(timeout_in_ms=int(seconds * 1000))
 
 
 def worker_session_config(role, cfg):
@@ -124,27 +136,35 @@ def worker_session_config(role, cfg):
 
 # --------------------------------------------------------------------- ps
 
-def run_ps(role):
+def run_ps(role, timeout):
+    """Hold the variables until every worker says it is done, or until no worker that is not
+    done has accepted a connection for `timeout` seconds (they died without saying so)."""
     server = start_server(role)
-    workers = len(role.cluster["worker"])
+    workers = role.cluster["worker"]
     print(f"ps {role.index}: holding the variables at {role.cluster['ps'][role.index]} "
-          f"until the {workers} workers are done")
+          f"until the {len(workers)} workers are done")
     STOPS.defer()  # honoured between the waits below
     with tf.Graph().as_default():
-        dequeue = done_queue(role.index, workers).dequeue()
+        dequeue = done_queue(role.index, len(workers)).dequeue()
         # Short waits, so that a signal is seen between them (Python cannot act while TF blocks).
-        poll = tf1.RunOptions(timeout_in_ms=500)
+        poll = deadline(0.5)
         with tf1.Session(server.target) as sess:
-            done = 0
-            while done < workers:
+            done, last_seen = set(), dict.fromkeys(range(len(workers)), time.monotonic())
+            while len(done) < len(workers):
                 if STOPS.requested:
                     raise Interrupted(STOPS.requested, f"as ps {role.index}: the workers lose their variables; "
                                                        f"the chief's checkpoints are in its run folder")
                 try:
-                    sess.run(dequeue, options=poll)
-                    done += 1
+                    done.add(int(sess.run(dequeue, options=poll)))
                 except tf.errors.DeadlineExceededError:
-                    continue
+                    pass
+                now, left = time.monotonic(), [index for index in range(len(workers)) if index not in done]
+                last_seen.update({index: now for index in left if connection_refused(workers[index]) is None})
+                if left and all(now - last_seen[index] > timeout for index in left):
+                    raise TrainingError(f"ps {role.index}: no answer from worker {', '.join(map(str, left))} "
+                                        f"({', '.join(workers[i] for i in left)}) for {timeout} s (cluster_timeout), "
+                                        f"and it has not said it is done: it has stopped; the chief's checkpoints "
+                                        f"are in its run folder")
     print(f"ps {role.index}: all workers are done")
 
 
@@ -179,15 +199,18 @@ class Cluster:
         shard = data.shard(mnist.train, self.role.index, self.workers, seed=self.cfg.seed + self.role.index)
         return mnist._replace(train=shard)
 
+    @contextlib.contextmanager
     def session(self, model, resume=None):
         """A MonitoredSession on the cluster: the chief initializes the variables or restores the
-        checkpoint `resume` names (that very checkpoint); the others wait until it has."""
+        checkpoint `resume` names (that very checkpoint); the others wait until it has. Every run
+        in it has a deadline of cluster_timeout, and a run that fails for want of another process
+        ends in one line that says which."""
         cfg, role = self.cfg, self.role
         with model.graph.as_default(), tf1.device(self.device):
             # Shared on the ps, yet a local variable: no checkpoint holds it, and the model is ready without it.
             stop_flag = tf1.Variable(False, trainable=False, name="cluster_stop",
                                      collections=[tf1.GraphKeys.LOCAL_VARIABLES])
-            self.hook = ClusterHook(model.global_step, stop_flag)
+            self.hook = ClusterHook(model.global_step, stop_flag, model.optimizer, cfg.cluster_timeout)
             hooks = [self.hook] + ([self.sync_optimizer.make_session_run_hook(self.is_chief)] if self.sync else [])
         checkpoint = checkpoints.find_checkpoint(resume)[0] if resume and self.is_chief else None
         if checkpoint:
@@ -197,12 +220,35 @@ class Cluster:
             wait_for_the_chief(self.server, model, role, cfg)
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
-        with model.graph.as_default():
-            return tf1.train.MonitoredSession(
+        with model.graph.as_default(), tf1.train.MonitoredSession(
                 session_creator=creator(scaffold=tf1.train.Scaffold(saver=model.checkpoints.saver),
                                         master=self.server.target, config=worker_session_config(role, cfg),
                                         **options),
-                hooks=hooks, stop_grace_period_secs=2)
+                hooks=hooks, stop_grace_period_secs=2) as sess:
+            try:
+                yield sess
+            except tf.errors.DeadlineExceededError:
+                raise ClusterStalled(self.stalled()) from None
+            except (tf.errors.OutOfRangeError, tf.errors.CancelledError):  # MonitoredSession would swallow these
+                raise ClusterStalled(f"worker {role.index}: the cluster's queues were closed during a step: "
+                                     f"the chief has ended or stopped before this worker") from None
+
+    def stalled(self):
+        """Why a run got no answer within cluster_timeout: the processes that refuse connections."""
+        role, others = self.role, self.others()
+        gone = [f"{name} at {host}" for name, host in others if connection_refused(host) is not None]
+        waited = ("gradients from every worker and the chief's update" if self.sync else
+                  "the parameter servers")
+        return (f"worker {role.index}: a step got no answer for {self.cfg.cluster_timeout} s (cluster_timeout); "
+                f"it waits for {waited}: "
+                + (f"{' and '.join(gone)} {'does' if len(gone) == 1 else 'do'} not answer: stopped?" if gone else
+                   "every process answers, so they are slower than that: raise cluster_timeout"))
+
+    def others(self):
+        """(name, HOST:PORT) of every other process of the cluster."""
+        return [(f"{'ps' if job == 'ps' else 'worker'} {index}", host)
+                for job in ("ps", "worker") for index, host in enumerate(self.role.cluster[job])
+                if (job, index) != (self.role.job, self.role.index)]
 
     def training_run(self, cfg, model, mnist, resume, clock):
         if self.is_chief:
@@ -213,21 +259,35 @@ class Cluster:
         tell_the_ps_done(self.server, self.role, self.cfg)
 
 
-class ClusterHook(tf1.train.SessionRunHook):
-    """Reads the global step and the stop flag with every run of the loop's session, for
-    `going`: no extra round trip to the ps, and no request_stop (after which the session
-    would refuse to score the test set)."""
+class ClusterStalled(TrainingError):
+    """A run on the cluster got no answer in time, or its queues were closed under it."""
 
-    def __init__(self, global_step, stop_flag):
-        self.fetches = [global_step, stop_flag]
+
+class ClusterHook(tf1.train.SessionRunHook):
+    """With every run of the loop's session: a deadline of `timeout_s`, and the global step and
+    the stop flag, read for `going` (no extra round trip to the ps, and no request_stop, after
+    which the session would refuse to score the test set).
+
+    After a training step the global step is read once the step's update is done, as
+    StopAtStepHook re-reads it: a read beside the step, unordered, can see the step from
+    before, and in sync mode a step waits for its update's token.
+    """
+
+    def __init__(self, global_step, stop_flag, train_op, timeout_s):
+        with tf1.control_dependencies([train_op]):
+            after_the_step = global_step.read_value()
+        self.train_op = train_op
+        self.fetches, self.fetches_after_a_step = [global_step, stop_flag], [after_the_step, stop_flag]
         self.raise_flag = stop_flag.assign(True)
+        self.options = deadline(timeout_s)
         self.global_step, self.stopped = 0, False
 
     def after_create_session(self, session, coord):
-        self.global_step, self.stopped = session.run(self.fetches)
+        self.global_step, self.stopped = session.run(self.fetches, options=self.options)
 
     def before_run(self, run_context):
-        return tf1.train.SessionRunArgs(self.fetches)
+        training = run_context.original_args.fetches is self.train_op
+        return tf1.train.SessionRunArgs(self.fetches_after_a_step if training else self.fetches, options=self.options)
 
     def after_run(self, run_context, run_values):
         self.global_step, self.stopped = run_values.results
@@ -336,13 +396,16 @@ class ChiefRun(run_folder.TrainingRun):
         self.saving = tf1.Session(cluster.server.target, graph=model.graph,
                                   config=worker_session_config(cluster.role, cfg))
 
-    def __exit__(self, *exc):
+    def __exit__(self, error_type, error, traceback):
         try:
-            super().__exit__(*exc)
+            super().__exit__(error_type, error, traceback)
         finally:
             self.saving.close()
             if self.times is not None:  # started: the ps is there to tell
                 self.cluster.tell_the_ps_done()
+        if isinstance(error, ClusterStalled):
+            last = checkpoints.latest_checkpoint(self.run_dir) or "none was saved yet"
+            raise TrainingError(f"{error}; last checkpoint: {last}; resume with {self.resume_command()}") from None
 
     def restore(self, sess):
         if self.checkpoint:
@@ -352,7 +415,7 @@ class ChiefRun(run_folder.TrainingRun):
     def cluster_record(self):
         return self.cluster.role.cluster
 
-    def going(self, sess):
+    def going(self, more_steps):
         return cluster_going(self.cluster, self.last_step)
 
     def save_checkpoint(self, sess, step):
@@ -387,7 +450,7 @@ class WorkerRun:
         self.started = True
         return self.cluster.hook.global_step
 
-    def going(self, sess):
+    def going(self, more_steps):
         return cluster_going(self.cluster, self.last_step)
 
     def after_step(self, sess, step, feed, acc=None, loss=None):
@@ -404,5 +467,7 @@ class WorkerRun:
 
 def cluster_going(cluster, last_step):
     """Whether a worker may run another step: the global step is short of the last and the
-    chief has not stopped the cluster."""
+    chief has not stopped the cluster. The worker's own count of steps does not decide: with
+    synchronous replicas it drifts from the global step (stale gradients are dropped, one worker
+    may give both of an update's), and a worker that left early would starve the others."""
     return cluster.hook.global_step < last_step and not cluster.hook.stopped

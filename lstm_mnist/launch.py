@@ -8,52 +8,105 @@ import time
 
 from lstm_mnist.errors import ConfigError
 
+AFTER_A_SIGNAL_S = 5  # after Ctrl-C or SIGTERM, the chief has this long to stop the cluster itself
+GRACE_S = 3  # between SIGTERM and SIGKILL for a process that has to be stopped
+MARGIN_S = 15  # beyond cluster_timeout, for the others to follow a process that ended
 
-def run_local_cluster(spec, argv, script_path):
+
+def run_local_cluster(spec, argv, script_path, cluster_timeout):
     """Start PS parameter servers and WORKERS workers of this script on 127.0.0.1 (free ports),
     pass them the rest of the command line, and wait for all; returns the exit code."""
     match = re.fullmatch(r"(\d+),(\d+)", spec)
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise ConfigError(f"--local_cluster={spec}: expected PS,WORKERS with at least one of each, like 1,2")
-    n_ps, n_workers = int(match.group(1)), int(match.group(2))
+    hosts, commands = cluster_commands(int(match.group(1)), int(match.group(2)), argv, script_path)
+    print(f"Local cluster: ps {', '.join(hosts['ps'])}; workers {', '.join(hosts['worker'])} "
+          f"(worker 0 is the chief)")
+    # A process group of their own: a Ctrl-C in the terminal reaches the launcher alone, which passes it on.
+    processes = {name: subprocess.Popen(command, process_group=0) for name, command in commands.items()}
+    return exit_code(LocalCluster(processes, cluster_timeout + MARGIN_S).wait())
+
+
+def exit_code(codes):
+    """The launcher's exit code: the first failure among the workers (the chief first), then the ps
+    tasks; a process ended by a signal counts as 128 + the signal, as a shell reports it."""
+    order = sorted(codes, key=lambda name: not name.startswith("worker"))
+    failed = [codes[name] for name in order if codes[name]]
+    return (128 - failed[0] if failed[0] < 0 else failed[0]) if failed else 0
+
+
+def cluster_commands(n_ps, n_workers, argv, script_path):
+    """({"ps": hosts, "worker": hosts}, {"ps 0": command, ..., "worker 0": command, ...}): the
+    command line of each process of a cluster on 127.0.0.1, with the rest of `argv`."""
     ports = free_ports(n_ps + n_workers)
-    hosts = [f"127.0.0.1:{port}" for port in ports]
-    flags = [f"--ps_hosts={','.join(hosts[:n_ps])}", f"--worker_hosts={','.join(hosts[n_ps:])}"]
+    hosts = {"ps": [f"127.0.0.1:{port}" for port in ports[:n_ps]],
+             "worker": [f"127.0.0.1:{port}" for port in ports[n_ps:]]}
+    flags = [f"--ps_hosts={','.join(hosts['ps'])}", f"--worker_hosts={','.join(hosts['worker'])}"]
     rest = [arg for arg in (argv if argv is not None else sys.argv[1:]) if not arg.startswith("--local_cluster")]
-    print(f"Local cluster: ps {', '.join(hosts[:n_ps])}; workers {', '.join(hosts[n_ps:])} (worker 0 is the chief)")
-    processes = [subprocess.Popen([sys.executable, script_path, *rest, f"--job_name={job}", f"--task_index={index}",
-                                   *flags])
-                 for job, count in (("ps", n_ps), ("worker", n_workers)) for index in range(count)]
-    chief = processes[n_ps]
-    previous = {sig: signal.signal(sig, lambda signum, frame: chief.send_signal(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # the chief stops the others
-    try:
-        codes = wait_for_all(processes)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for process in processes:
-            if process.poll() is None:
+    commands = {f"{job} {index}": [sys.executable, script_path, *rest, f"--job_name={job}", f"--task_index={index}",
+                                   *flags]
+                for job in ("ps", "worker") for index in range(len(hosts[job]))}
+    return hosts, commands
+
+
+class LocalCluster:
+    """Waits for the processes of a local cluster, so that it never waits forever.
+
+    Once one process has ended, the others have `follow_s` to end by themselves (their own
+    waits are bounded by cluster_timeout); one that ended on bad input (exit 2) leaves them
+    nothing to wait for. Ctrl-C or SIGTERM goes to the chief, which stops the cluster after
+    its step; the others have AFTER_A_SIGNAL_S. Then the launcher says which are still running
+    and stops them: SIGTERM, and SIGKILL GRACE_S later. A second signal kills them at once.
+    """
+
+    def __init__(self, processes, follow_s):
+        self.processes, self.follow_s = processes, follow_s  # {name: Popen}
+        self.deadline = self.signals = None
+
+    def wait(self):
+        """{name: exit code} once every process has ended."""
+        previous = {sig: signal.signal(sig, self.signalled) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.running():
+                self.check_ended()
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    self.stop_the_rest()
+                time.sleep(0.1)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for process in self.running().values():
                 process.kill()
-    return next((code for code in codes if code), 0)
+        return {name: process.returncode for name, process in self.processes.items()}
 
+    def running(self):
+        return {name: process for name, process in self.processes.items() if process.poll() is None}
 
-def wait_for_all(processes):
-    """Exit codes of all processes; once one fails, the others are stopped (a ps would wait
-    for a failed worker forever)."""
-    failed_at = None
-    while any(process.poll() is None for process in processes):
-        if failed_at is None and any(process.poll() for process in processes):
-            failed_at = time.monotonic()
-            for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-        if failed_at is not None and time.monotonic() - failed_at > 10:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-        time.sleep(0.1)
-    return [process.returncode for process in processes]
+    def check_ended(self):
+        ended = {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+        if ended and self.deadline is None:
+            self.deadline = time.monotonic() + (0 if 2 in ended.values() else self.follow_s)
+
+    def signalled(self, signum, frame):
+        self.signals = (self.signals or 0) + 1
+        if self.signals > 1:
+            for process in self.running().values():
+                process.kill()
+            return
+        self.processes["worker 0"].send_signal(signum)  # the chief saves a checkpoint and stops the others
+        self.deadline = min(self.deadline or float("inf"), time.monotonic() + AFTER_A_SIGNAL_S)
+
+    def stop_the_rest(self):
+        left = self.running()
+        print(f"Local cluster: stopping {', '.join(left)}, still running after "
+              f"{'the signal' if self.signals else 'the others ended'}", file=sys.stderr, flush=True)
+        for process in left.values():
+            process.terminate()
+        given_up = time.monotonic() + GRACE_S
+        while self.running() and time.monotonic() < given_up:
+            time.sleep(0.1)
+        for process in self.running().values():
+            process.kill()
 
 
 def free_ports(count):

@@ -130,10 +130,10 @@ class TrainingRun:
     def cluster_record(self):
         return None  # one process: config.json records no cluster
 
-    def going(self, sess):
-        """Whether the loop may run another step: on one process, always (the tutorial's own
-        condition ends it); in a cluster, until the workers together reach the last step."""
-        return True
+    def going(self, more_steps):
+        """Whether the loop may run another step: on one process, the tutorial's own condition
+        `more_steps`; in a cluster, whether the global step is short of the last (ChiefRun)."""
+        return more_steps
 
     def after_step(self, sess, step, feed, acc=None, loss=None):
         """Validation, metrics, checkpoints and stop requests after a step; `acc` and `loss`

@@ -3,9 +3,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -66,20 +68,76 @@ def test_one_ps_and_two_async_workers_train_and_all_exit_by_themselves(async_run
     assert len(record["cluster"]["ps"]) == 1 and len(record["cluster"]["worker"]) == 2
 
 
+def run_own_cluster(n_workers, *args, slow=None, out_dir):
+    """A cluster started as the launcher starts it, with worker `i`'s training steps made `slow[i]`
+    seconds slower (tests/slow_worker.py): {process name: (exit code, output)}; a process still
+    running after LIMIT_S fails the test."""
+    hosts, commands = launch.cluster_commands(1, n_workers, [*args, "--plots=0", "--cluster_timeout=30",
+                                                             f"--out_dir={out_dir}"], SCRIPT)
+    for index, seconds in (slow or {}).items():
+        commands[f"worker {index}"][1:2] = [os.path.join(ROOT, "tests", "slow_worker.py"), str(seconds), SCRIPT]
+    logs = {name: open(out_dir / f"{name}.log", "w+") for name in commands}
+    processes = {name: subprocess.Popen(command, stdout=logs[name], stderr=subprocess.STDOUT, cwd=ROOT)
+                 for name, command in commands.items()}
+    ends_by = time.monotonic() + LIMIT_S
+    try:
+        for process in processes.values():
+            process.wait(timeout=max(ends_by - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the cluster hangs: {[name for name, p in processes.items() if p.poll() is None]} still running")
+    finally:
+        for process in processes.values():
+            process.kill()
+    results = {}
+    for name, log in logs.items():
+        log.seek(0)
+        results[name] = (processes[name].returncode, log.read())
+        log.close()
+    return results
+
+
+def global_step_of(out_dir):
+    (run_dir,) = [p for p in out_dir.iterdir() if p.is_dir()]
+    return int(checkpoints.latest_checkpoint(str(run_dir)).rsplit("-", 1)[1])
+
+
+def assert_every_worker_closed(results, n_workers):
+    """Each worker ran the loop to its end and printed the tutorial's closing lines; the ps saw them done."""
+    for index in range(n_workers):
+        code, out = results[f"worker {index}"]
+        tag = "" if index == 0 else re.escape(f"[worker {index}] ")
+        assert code == 0, out
+        assert "Traceback" not in out
+        assert re.search(rf"^{tag}Optimization Finished!\n{tag}Testing Accuracy: [01]\.\d+$", out, re.M), out
+    assert results["ps 0"][0] == 0 and "ps 0: all workers are done" in results["ps 0"][1]
+
+
 @pytest.mark.slow
-def test_synchronous_replicas_run_every_workers_steps_and_stop_together(tmp_path):
+def test_synchronous_replicas_stop_together_on_the_global_step(tmp_path):
     code, out, err = run_cluster("--local_cluster=1,2", "--training_iters=4100", "--sync_replicas=true",
                                  f"--out_dir={tmp_path}")
     assert code == 0, err
     assert "Traceback" not in err
-    # The chief runs the loop's 40 steps; each global step applies both workers' gradients, less the ones
-    # SyncReplicasOptimizer drops as stale while the other worker starts.
-    assert re.findall(r"^Iter (\d+),", out, flags=re.M) == ["1000", "2000", "3000", "4000"]
+    # Each update applies two gradients; the workers stop when the shared global step reaches the last, 40,
+    # however many steps each ran itself (stale gradients are dropped, one worker may give both).
+    assert global_step_of(tmp_path) == 40
+    for tag in ("", r"\[worker 1\] "):
+        assert re.search(rf"^{tag}Optimization Finished!\n", out, re.M)
+        assert re.search(rf"^{tag}Testing Accuracy: ", out, re.M)
     assert re.search(r"^\[worker 1\] Iter 1000,", out, flags=re.M)
     losses = iter_losses(out)
     assert losses[-1] < losses[0]
-    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
-    assert 30 <= int(checkpoints.latest_checkpoint(run_dir).rsplit("-", 1)[1]) <= 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_slower_chief_and_a_faster_worker_both_end(tmp_path, sync):
+    # The case that hung: worker 1 reached its own count of steps first and left, and the chief's next
+    # update waited for its gradients forever.
+    results = run_own_cluster(2, "--training_iters=4100", f"--sync_replicas={sync}", slow={0: 0.15},
+                              out_dir=tmp_path)
+    assert_every_worker_closed(results, 2)
+    assert global_step_of(tmp_path) == 40 if sync else 40 <= global_step_of(tmp_path) <= 41
 
 
 @pytest.mark.slow
@@ -154,3 +212,87 @@ def test_a_worker_without_its_ps_gives_up_after_the_timeout(tmp_path):
     assert lines[0] == f"worker 0: waiting for the parameter server at 127.0.0.1:{ps_port}"
     assert lines[-1].startswith(f"error: worker 0: no parameter server at 127.0.0.1:{ps_port} after 6 s")
     assert not np.any([p.name for p in tmp_path.iterdir()])  # no run folder for a run that never started
+
+
+def launched_cluster(*args):
+    """A --local_cluster launcher as a process, its output in pipes (its cluster has process groups of its own)."""
+    return subprocess.Popen([sys.executable, SCRIPT, *args, "--plots=0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+
+
+def pid_of(launcher, name):
+    """The pid of the launcher's process `name` ("worker 1"), from its command line."""
+    job, index = name.split()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline") as cmdline:
+                parent, argv = int(stat.read().rsplit(")", 1)[1].split()[1]), cmdline.read().split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == launcher.pid and f"--job_name={job}" in argv and f"--task_index={index}" in argv:
+            return int(pid)
+    raise AssertionError(f"no {name} under the launcher")
+
+
+def wait_for_line(process, pattern):
+    """Read the process's stdout until a line matches `pattern` (bounded by the process's own end);
+    the lines read."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if re.search(pattern, line):
+            return "".join(lines)
+    raise AssertionError(f"the cluster ended before printing {pattern!r}")
+
+
+def finished(process, limit_s):
+    """(exit code, stdout, stderr) once the process ends, within limit_s; the test fails otherwise."""
+    try:
+        out, err = process.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        pytest.fail(f"still running {limit_s} s later")
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp_path):
+    launcher = launched_cluster("--local_cluster=1,2", "--sync_replicas=true", "--cluster_timeout=10",
+                                "--training_iters=1000000", "--checkpoint_every=10", f"--out_dir={tmp_path}")
+    first = wait_for_line(launcher, r"^\[worker 1\] Iter 2000,")  # the chief has saved a checkpoint by then
+    os.kill(pid_of(launcher, "worker 1"), 9)
+    killed_at = time.monotonic()
+    code, out, err = finished(launcher, 10 + 20)
+    assert time.monotonic() - killed_at < 10 + 10  # the chief's step deadline, then the ps's, at once
+    assert code == 1, err
+    assert "Traceback" not in err
+    (run_dir,) = [str(p) for p in tmp_path.iterdir()]
+    last = checkpoints.latest_checkpoint(run_dir)
+    assert last and os.path.exists(last + ".index")
+    chief_line = [line for line in err.splitlines() if line.startswith("error: worker 0: ")]
+    assert chief_line == [f"error: worker 0: a step got no answer for 10 s (cluster_timeout); it waits for "
+                          f"gradients from every worker and the chief's update: worker 1 at {worker_host(first, 1)} "
+                          f"does not answer: stopped?; last checkpoint: {last}; resume with the same commands with "
+                          f"--resume={run_dir} for the chief"]
+    assert re.search(r"^error: ps 0: no answer from worker 1 \(127\.0\.0\.1:\d+\) for 10 s \(cluster_timeout\), and "
+                     r"it has not said it is done", err, re.M)
+
+
+def worker_host(out, index):
+    """Worker `index`'s HOST:PORT, from the launcher's first line."""
+    workers = re.search(r"^Local cluster: ps [^;]+; workers ([^ ]+(?:, [^ ]+)*) \(", out, re.M).group(1)
+    return workers.split(", ")[index]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_ends_a_cluster_whose_step_is_blocked(tmp_path):
+    launcher = launched_cluster("--local_cluster=1,2", "--sync_replicas=true", "--cluster_timeout=60",
+                                "--training_iters=1000000", f"--out_dir={tmp_path}")
+    wait_for_line(launcher, r"^\[worker 1\] Iter 1000,")
+    os.kill(pid_of(launcher, "worker 1"), signal.SIGSTOP)  # the chief's next update waits for it
+    launcher.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+    code, out, err = finished(launcher, 30)
+    assert time.monotonic() - signalled_at < launch.AFTER_A_SIGNAL_S + launch.GRACE_S + 2
+    assert code != 0
+    assert re.search(r"^Local cluster: stopping .*worker 0.*, still running after the signal$", err, re.M), err
