@@ -16,6 +16,7 @@ import http.server
 import ipaddress
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -65,6 +66,8 @@ def parse_drawing(body):
         drawing = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(400, f"the body is not JSON ({e})") from e
+    except RecursionError:  # lists nested deeper than Python's stack: no drawing is
+        raise BadRequest(400, "the body is nested too deeply to be a drawing") from None
     if not isinstance(drawing, dict) or not {"width", "height", "pixels"} <= drawing.keys():
         raise BadRequest(400, 'expected {"width": W, "height": H, "pixels": [W*H numbers 0-255]}')
     width, height = drawing["width"], drawing["height"]
@@ -74,6 +77,9 @@ def parse_drawing(body):
         pixels = np.asarray(drawing["pixels"], dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise BadRequest(400, "pixels must be a flat list of numbers") from e
+    if pixels.ndim != 1:
+        raise BadRequest(400, f"pixels must be a flat list of width x height numbers, row after row; this one is "
+                              f"nested, of shape {list(pixels.shape)}")
     if pixels.shape != (width * height,):
         raise BadRequest(400, f"pixels holds {pixels.size} values, width x height is {width * height}")
     if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
@@ -97,8 +103,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.path != "/api/read":
                 raise BadRequest(404, f"nothing to post to at {self.path}; the model reads at /api/read")
             length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise BadRequest(411, "a Content-Length is needed")
+            if length is None or not re.fullmatch(r"[0-9]+", length):  # isdigit() takes '²', which int() refuses
+                raise BadRequest(411, "a Content-Length is needed, in ASCII digits")
             if int(length) > MAX_BODY:
                 self.close_connection = True  # the body is not read: the connection cannot go on
                 raise BadRequest(413, f"the body is over {MAX_BODY} bytes")
@@ -140,6 +146,8 @@ class Server(http.server.ThreadingHTTPServer):
     """
 
     daemon_threads = False  # ThreadingHTTPServer's default is True
+    request_queue_size = 256  # the listen backlog (socketserver's default is 5): a burst of a page's requests waits
+
 
     def __init__(self, address, reader):
         self.reader = reader
@@ -156,6 +164,14 @@ class Server(http.server.ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address):
+        """A client that hung up before its answer is one line, not a traceback; anything else is a bug."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            return super().handle_error(request, client_address)
+        print(f"{client_address[0]}:{client_address[1]} hung up before its answer ({error.strerror or error})",
+              file=sys.stderr)
+
     def service_actions(self):
         errors.STOPS.check()  # serve_forever calls this every half second: a signal stops it here
 
@@ -169,6 +185,8 @@ class Server(http.server.ThreadingHTTPServer):
 
 def make_server(reader, host="127.0.0.1", port=0):
     """A Server for `reader`, listening (port 0: any free port)."""
+    if not 0 <= port <= 65535:
+        raise errors.ConfigError(f"--port={port} is not a port: give one from 1 to 65535 (0: any free port)")
     try:
         return Server((host, port), reader)
     except OSError as e:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -95,12 +96,52 @@ def test_a_blank_drawing_says_so(server):
     ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, 1e400]}', 400, "finite numbers from 0 to 255"),
     ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, 300]}', 400, "finite numbers from 0 to 255"),
     ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, "x"]}', 400, "a flat list of numbers"),
+    ("POST", "/api/read", "[" * 100000 + "]" * 100000, 400, "nested too deeply to be a drawing"),
+    ("POST", "/api/read", json.dumps({"width": 28, "height": 28, "pixels": [[0] * 28] * 28}), 400,
+     "pixels must be a flat list of width x height numbers, row after row; this one is nested, of shape [28, 28]"),
 ])
 def test_a_bad_request_is_a_4xx_with_a_message_and_the_server_keeps_serving(server, mnist, method, path, body,
                                                                              status, message):
     got, result, _ = request(server[0], path, method, body, {"Content-Type": "application/json"})
     assert got == status and message in result["error"]
     assert post(server[0], drawing_of(mnist.test.images[0], size=28))[0] == 200
+
+
+def test_a_content_length_in_other_digits_than_ascii_is_refused(server, mnist):
+    connection = socket.create_connection(server[0].removeprefix("http://").split(":"), timeout=TIMEOUT)
+    with connection:
+        # Headers are read as latin-1: this byte is '²', for which str.isdigit() is true and int() fails.
+        connection.sendall("POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Length: ²\r\n\r\n{}".encode("latin-1"))
+        answer = connection.makefile("rb").readline()
+    assert answer.startswith(b"HTTP/1.0 411 ")
+    assert post(server[0], drawing_of(mnist.test.images[0], size=28))[0] == 200
+
+
+def test_a_burst_of_requests_is_answered_without_resets(server, mnist):
+    drawing = drawing_of(mnist.test.images[0], size=28)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        answers = list(pool.map(lambda _: post(server[0], drawing)[0], range(200), timeout=4 * TIMEOUT))
+    assert answers == [200] * 200
+
+
+def test_a_client_that_hangs_up_is_one_line_on_the_servers_stderr(server, mnist, capsys):
+    body = json.dumps(drawing_of(mnist.test.images[0])).encode()
+    client = socket.create_connection(server[0].removeprefix("http://").split(":"), timeout=TIMEOUT)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    client.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    client.close()
+    err, deadline = "", time.monotonic() + TIMEOUT
+    while "hung up" not in err and time.monotonic() < deadline:
+        err += capsys.readouterr().err
+        time.sleep(0.01)
+    assert re.fullmatch(r"127\.0\.0\.1:\d+ hung up before its answer \([^)\n]+\)\n", err), err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_one_line(tiny_run, capsys, port):
+    assert serve.main([tiny_run[1]["run_dir"], f"--port={port}"]) == 2
+    assert capsys.readouterr().err == (f"error: --port={port} is not a port: give one from 1 to 65535 "
+                                       f"(0: any free port)\n")
 
 
 def test_a_body_over_the_limit_is_refused_unread(server):
