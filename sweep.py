@@ -17,9 +17,12 @@ on one study. At the end: the table of trials (also results.csv), the best trial
 full test-set accuracy, and Optuna's plots in the sweep folder.
 """
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +40,7 @@ DEFAULT_SPACE = os.path.join(ROOT, "space.py")
 DEFAULT_STUDY = "sweep"
 POLL_S = 0.2  # how often the sweep looks at its running trials
 ENDED = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+RESUME_SWEEP = "run the same command again to continue the study"
 
 
 # ------------------------------------------------------------------ the study
@@ -45,24 +49,85 @@ def open_study(name, storage, create=True):
     """The Optuna study `name` in `storage` (an RDB URL, or journal:PATH), created where missing."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep prints its own lines
     try:
-        if storage.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend
-            backend = optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:"):]))
-        else:
-            backend = optuna.storages.RDBStorage(storage, engine_kwargs=connect_timeout(storage))
-        if not create:
-            return optuna.load_study(study_name=name, storage=backend)
-        return optuna.create_study(study_name=name, storage=backend, direction="maximize", load_if_exists=True,
-                                   sampler=optuna.samplers.TPESampler(seed=None),
-                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+        with creating_alone(storage):
+            return study_in(name, storage, create)
     except Exception as e:
-        # A missing driver, a bad URL, no server, a wrong password: ImportError, ValueError, OSError, Optuna's
-        # errors, or SQLAlchemy's, which have no common base worth importing. Anything else is a bug.
-        if not (isinstance(e, (ImportError, ValueError, OSError, optuna.exceptions.OptunaError))
-                or type(e).__module__.startswith("sqlalchemy")):
+        if not (isinstance(e, (ImportError, ValueError)) or is_storage_error(e)):
             raise
-        raise errors.ConfigError(f"--storage={storage}: cannot open the study there ({first_line(e)}); give a "
-                                 f"reachable database URL or journal:PATH") from e
+        cause = root_cause(e)  # Optuna wraps the database's own words in "An exception is raised during..."
+        raise errors.ConfigError(f"--storage={storage}: cannot open the study there ({first_line(cause)}); "
+                                 f"{what_to_do(cause)}") from e
+
+
+def study_in(name, storage, create):
+    """The study in a storage made from its URL: loaded, or created where missing when `create`."""
+    if storage.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+        backend = optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:"):]))
+    else:
+        backend = optuna.storages.RDBStorage(storage, engine_kwargs=connect_timeout(storage))
+    if not create:
+        return optuna.load_study(study_name=name, storage=backend)
+    return optuna.create_study(study_name=name, storage=backend, direction="maximize", load_if_exists=True,
+                               sampler=optuna.samplers.TPESampler(seed=None),
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+
+
+def is_storage_error(error):
+    """Whether `error` comes from the study's storage: no server, a wrong password, a full disk, a
+    read-only file: OSError, Optuna's errors, or SQLAlchemy's, which have no common base worth
+    importing. Anything else is a bug."""
+    return (isinstance(error, (OSError, optuna.exceptions.OptunaError))
+            or type(error).__module__.startswith("sqlalchemy"))
+
+
+def root_cause(error):
+    """The first error of the chain that raised `error`."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def what_to_do(error):
+    """The advice for a storage that failed, from its error's words."""
+    text = str(error).lower()
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return "the database cannot be written: make it (and its folder) writable, or give another --storage"
+    if "disk is full" in text or "no space" in text:
+        return "its disk is full: free some space, then run the same command again to continue the study"
+    return "give a reachable database URL or journal:PATH"
+
+
+def sqlite_database(storage):
+    """The file of an SQLite storage URL ('' for one in memory), or None for another storage."""
+    if not storage.startswith("sqlite:"):
+        return None
+    database = storage.split("?", 1)[0].removeprefix("sqlite:").removeprefix("///").removeprefix("//")
+    return "" if database in ("", ":memory:") or "mode=memory" in storage else database
+
+
+@contextlib.contextmanager
+def creating_alone(storage):
+    """Two sweeps that create the same new SQLite study at once race on its tables ('table studies
+    already exists'): they take turns, under a lock on the database's folder."""
+    database = sqlite_database(storage)
+    if not database:
+        yield
+        return
+    folder = os.open(os.path.dirname(os.path.abspath(database)), os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)
+
+
+def check_storage(storage):
+    """Refuse a storage that the trial processes cannot share."""
+    if sqlite_database(storage) == "":
+        raise errors.ConfigError(f"--storage={storage}: an in-memory database is not shared: each trial process "
+                                 f"would get an empty one of its own; give a file (sqlite:///PATH), a database "
+                                 f"server's URL or journal:PATH")
 
 
 def connect_timeout(storage):
@@ -82,6 +147,7 @@ def run_one_trial(arguments, overrides):
     study = open_study(arguments.study, arguments.storage, create=False)
     trial = study.ask()
     print(f"Trial {trial.number}: asked", flush=True)  # the sweep reads this line
+    trial.set_user_attr("process", this_process())  # for a later sweep, should this one die unrecorded
     hooks = tuning.TrialHooks(trial)
     run_dir = os.path.join(overrides["out_dir"], hooks.run_name)
     started, state, reason, results, params = time.monotonic(), "COMPLETE", "", None, {}
@@ -98,7 +164,14 @@ def run_one_trial(arguments, overrides):
         state, reason = "FAIL", str(e).splitlines()[0]
         record(study, trial, hooks, run_dir, params, state, reason, started, results)
         raise
-    attrs = record(study, trial, hooks, run_dir, params, state, reason, started, results)
+    try:
+        attrs = record(study, trial, hooks, run_dir, params, state, reason, started, results)
+    except Exception as e:
+        if not is_storage_error(e):
+            raise
+        print(f"Trial {trial.number}: {ENDED[state]}, but could not be recorded ({first_line(root_cause(e))}); "
+              f"the next sweep on this machine records it as failed", flush=True)
+        return 1
     reached = "" if state == "FAIL" else f", validation accuracy {attrs['validation_accuracy']:.5f} at step " \
                                          f"{attrs['steps']}"
     print(f"Trial {trial.number}: {ENDED[state]}{reached}" + (f": {reason}" if reason else ""), flush=True)
@@ -132,6 +205,33 @@ def record(study, trial, hooks, run_dir, params, state, reason, started, results
     else:
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
     return attrs
+
+
+def this_process():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_abandoned_trials(study):
+    """Trials left RUNNING by a trial process of this machine that has ended (killed, or on a full
+    disk that could not take its record) are failed, saying so; other machines' are theirs."""
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        where, _, pid = trial.user_attrs.get("process", "").rpartition(":")
+        if where == host and pid.isdigit() and not process_alive(int(pid)):
+            optuna.trial.Trial(study, trial._trial_id).set_user_attr(
+                "reason", "its process ended before it could record how the trial ended")
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            print(f"Trial {trial.number}: failed: its process ended before it could record how (found by this sweep)")
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
 
 
 # ------------------------------------------------------------------ the sweep
@@ -168,7 +268,7 @@ def run_trials(arguments, overrides, sweep_dir, study):
     print(f"Threads: {intra} intra-op, {inter} inter-op for each of {arguments.jobs} trial(s) at a time "
           f"({os.cpu_count()} cores)")
     errors.STOPS.defer("stopping the running trials after their current step (checkpoints saved)")
-    running, launched, forwarded = [], 0, False
+    running, launched, forwarded, ended = [], 0, False, []
     while running or (launched < arguments.trials and not errors.STOPS.requested):
         if errors.STOPS.requested and not forwarded:
             for child in running:
@@ -179,31 +279,43 @@ def run_trials(arguments, overrides, sweep_dir, study):
             running.append(Child(command, os.path.join(sweep_dir, f"launch-{time.time_ns()}.log")))
         for child in [c for c in running if c.process.poll() is not None]:
             running.remove(child)
-            finished(study, child)
+            ended.append(finished(study, child))
         time.sleep(POLL_S)
     if errors.STOPS.requested:
-        raise errors.Interrupted(errors.STOPS.requested, "while sweeping: the running trials stopped and were "
-                                                         "recorded as failed, every completed one is kept; run "
-                                                         "the same command again to continue the study")
+        raise errors.Interrupted(errors.STOPS.requested, f"while sweeping: the running trials stopped and were "
+                                                         f"recorded as failed, every completed one is kept; "
+                                                         f"{RESUME_SWEEP}")
+    return ended
 
 
 def finished(study, child):
-    """Print how a trial ended, and fail it in the study if its process died before saying."""
+    """Print how a trial ended, and fail it in the study if its process died before saying;
+    returns its state's name (FAIL for a process that had no trial)."""
     number = child.trial_number()
     child.log.close()
     if number is None:
         print(f"A trial process ended before it had a trial ({child.last_line() or 'no output'}); see "
               f"{child.log_path}")
-        return
+        return "FAIL"
     named = os.path.join(os.path.dirname(child.log_path), f"trial-{number:04d}.log")
     os.replace(child.log_path, named)
     child.log_path = named
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    if trial is not None and trial.state == optuna.trial.TrialState.RUNNING:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-        print(f"Trial {number}: failed: its process ended with {child.process.returncode} before it could say why")
-        return
+    try:
+        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+        if trial is not None and trial.state == optuna.trial.TrialState.RUNNING:
+            study.tell(number, state=optuna.trial.TrialState.FAIL)
+            print(f"Trial {number}: failed: its process ended with {child.process.returncode} before it could say "
+                  f"why")
+            return "FAIL"
+    except Exception as e:
+        if not is_storage_error(e):
+            raise
+        print(f"Trial {number}: {child.last_line()}; the study could not be read or written "
+              f"({first_line(root_cause(e))}); "
+              f"the next sweep on this machine records the trial as failed")
+        return "FAIL"
     print(child.last_line())
+    return trial.state.name if trial is not None else "FAIL"
 
 
 # ------------------------------------------------------------------ the end
@@ -211,9 +323,13 @@ def finished(study, child):
 def report(study, space, sweep_dir):
     """The table (and results.csv), the best trial's full test set, and Optuna's plots."""
     rows = tuning.table_rows(study, space)
-    write_atomically(os.path.join(sweep_dir, "results.csv"), tuning.as_csv(rows))
     print(tuning.as_table(rows, space))
-    print(f"Table: {os.path.join(sweep_dir, 'results.csv')}")
+    try:
+        write_atomically(os.path.join(sweep_dir, "results.csv"), tuning.as_csv(rows))
+        print(f"Table: {os.path.join(sweep_dir, 'results.csv')}")
+    except OSError as e:
+        print(f"warning: could not write {os.path.join(sweep_dir, 'results.csv')} ({e.strerror or e}); the study "
+              f"holds every trial", file=sys.stderr)
     complete = [row for row in rows if row["state"] == "COMPLETE"]
     if complete:
         best = complete[0]
@@ -240,8 +356,13 @@ def write_plots(study, sweep_dir):
             axes = plot(study)
             figure = (axes if not hasattr(axes, "figure") else axes.figure)
             figure = figure.flat[0].figure if hasattr(figure, "flat") else figure
-            with replaced_atomically(os.path.join(sweep_dir, name), "wb") as f:
-                figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
+            errors.STOPS.check()  # a signal stops the plots between figures
+            try:
+                with replaced_atomically(os.path.join(sweep_dir, name), "wb") as f:
+                    figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
+            except OSError as e:
+                print(f"warning: could not write {name} in {sweep_dir} ({e.strerror or e})", file=sys.stderr)
+                continue
             written.append(name)
     print(f"Plots: {', '.join(written) or 'none yet (no complete trial)'} in {sweep_dir}")
 
@@ -264,6 +385,9 @@ def check_arguments(arguments, space, overrides):
         raise errors.ConfigError("--trials=N is needed: how many trials to add to the study (N >= 1)")
     if arguments.jobs < 1:
         raise errors.ConfigError(f"--jobs={arguments.jobs} is not allowed: must be >= 1")
+    if arguments.study.strip(".") == "":
+        raise errors.ConfigError(f"--study={arguments.study}: a study needs a name, which is also its folder under "
+                                 f"out_dir; give letters, digits, '.', '_' or '-', like --study=wide")
     both = sorted(set(space) & set(overrides))
     if both:
         raise errors.ConfigError(f"--{both[0]} is both fixed on the command line and searched in {arguments.space}; "
@@ -278,6 +402,7 @@ def main(argv=None):
         space = tuning.load_space(arguments.space)
         check_arguments(arguments, space, overrides)
         cfg = settings.make(overrides)  # the fixed settings, checked before any trial starts
+        tuning.check_space_values(space, overrides, arguments.space)
         sweep_dir = os.path.join(cfg.out_dir, tuning.study_folder_name(arguments.study))
         try:
             os.makedirs(sweep_dir, exist_ok=True)
@@ -285,16 +410,24 @@ def main(argv=None):
             raise errors.ConfigError(f"out_dir = {cfg.out_dir}: cannot create the sweep folder there "
                                      f"({e.strerror or e})") from e
         arguments.storage = arguments.storage or f"sqlite:///{os.path.join(sweep_dir, 'study.db')}"
+        check_storage(arguments.storage)
         study = open_study(arguments.study, arguments.storage)
         print(f"Study {arguments.study}: {len(study.trials)} trials so far in {arguments.storage}; "
               f"adding {arguments.trials}")
+        fail_abandoned_trials(study)
         tuning.write_hparams_experiment(sweep_dir, space, overrides)
         try:
-            run_trials(arguments, overrides, sweep_dir, study)
+            ended = run_trials(arguments, overrides, sweep_dir, study)
         finally:
             if not errors.STOPS.requested:
+                errors.STOPS.now(f"while reporting: no trial runs, every trial is recorded in the study; "
+                                 f"{RESUME_SWEEP}")
                 report(study, space, sweep_dir)
         print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
+        if ended and set(ended) == {"FAIL"}:
+            raise errors.TrainingError(f"every trial of this sweep failed ({len(ended)}); why is in the table "
+                                       f"above and in {os.path.join(sweep_dir, 'trial-*.log')}; once that is "
+                                       f"mended, {RESUME_SWEEP}")
     return errors.run_entry_point(sweep)
 
 

@@ -26,11 +26,10 @@ import re
 import shlex
 import socket
 import sys
-import threading
 import time
 
 import data
-from lstm_mnist import checkpoints, run_folder, settings
+from lstm_mnist import checkpoints, errors, run_folder, settings
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
@@ -181,7 +180,8 @@ class Cluster:
     """
 
     def __init__(self, role, cfg):
-        quiet_queue_runners_at_close()
+        # SyncReplicasOptimizer's token queue runner is cancelled when the session closes: the normal end.
+        errors.quiet_thread_ends("QueueRunner", tf.errors.CancelledError)
         self.role, self.cfg = role, cfg
         self.is_chief = role.index == 0
         self.workers = len(role.cluster["worker"])
@@ -349,17 +349,6 @@ def wait_for_the_chief(server, model, role, cfg):
                                  f"({len(names)} not yet, {names[0]} among them)",
                    lambda names: f"worker {role.index}: the chief has not initialized the variables after "
                                  f"{timeout} s; is worker 0 running?")
-
-
-def quiet_queue_runners_at_close():
-    """SyncReplicasOptimizer's token queue runner is cancelled when the session closes, and its
-    thread prints that as a traceback; it is the normal end, not an error."""
-    previous = threading.excepthook
-
-    def hook(args):
-        if not (isinstance(args.exc_value, tf.errors.CancelledError) and args.thread.name.startswith("QueueRunner")):
-            previous(args)
-    threading.excepthook = hook
 
 
 def tag_output(tag):

@@ -150,6 +150,18 @@ class SecondSignalWatcher:
         os.close(self.read_end)
 
 
+def quiet_thread_ends(thread_name, *error_types):
+    """Python prints the exception that ends a thread as a traceback. For threads named
+    `thread_name...` ended by `error_types`, which the main thread reports itself, print nothing."""
+    previous = threading.excepthook
+
+    def hook(args):
+        if not (args.thread is not None and args.thread.name.startswith(thread_name)
+                and isinstance(args.exc_value, error_types)):
+            previous(args)
+    threading.excepthook = hook
+
+
 def run_entry_point(action):
     """Run `action()`, reporting the script's own errors as one line; returns the exit code
     (`action`'s own, if it returns one)."""

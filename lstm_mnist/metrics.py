@@ -1,12 +1,13 @@
 """A run's metrics log: metrics.csv and the TensorBoard events, one row per logged step."""
+import contextlib
 import csv
 import io
 import os
 import sys
 
-from lstm_mnist.errors import cannot_write
+from lstm_mnist.errors import TrainingError, cannot_write, quiet_thread_ends
 from lstm_mnist.files import write_atomically
-from lstm_mnist.tf_setup import tf1
+from lstm_mnist.tf_setup import tf, tf1
 
 METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
 
@@ -48,12 +49,31 @@ class RunLog:
             raise cannot_write(self.path, e) from e
         scalars = {"minibatch/loss": loss, "minibatch/accuracy": accuracy, "validation/accuracy": validation_accuracy}
         values = [tf1.Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
-        self.events.add_summary(tf1.Summary(value=values), global_step=examples)
-        self.events.flush()
+        with events_written(self.events):
+            self.events.add_summary(tf1.Summary(value=values), global_step=examples)
+            self.events.flush()
 
     def close(self):
         self.file.close()
-        self.events.close()
+        with contextlib.suppress(*EVENTS_ERRORS):  # already reported by write(): closing adds nothing to say
+            self.events.close()
+
+
+# TensorFlow's events writer reports a failed write (a full disk) from its writer thread as a
+# RuntimeError naming the file; the file system's own errors come as OSError or OpError.
+EVENTS_ERRORS = (OSError, RuntimeError, tf.errors.OpError)
+quiet_thread_ends("EventLoggerThread", *EVENTS_ERRORS)  # the flush in write() raises it again, reported
+
+
+@contextlib.contextmanager
+def events_written(writer):
+    """Turn a failure to write the TensorBoard events into the run's own 'cannot write' error."""
+    try:
+        yield
+    except EVENTS_ERRORS as e:
+        path = writer.get_logdir()
+        raise TrainingError(f"cannot write the TensorBoard events in {path}: {str(e).splitlines()[0]}; free some "
+                            f"space (or make it writable), then resume from the last checkpoint") from e
 
 
 def metrics_writer(file):

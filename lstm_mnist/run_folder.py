@@ -172,6 +172,8 @@ class TrainingRun:
         """Nothing to stop on one process; a cluster's chief stops every worker."""
 
     def resume_command(self):
+        if self.trial:
+            return self.trial.resume_command
         return f"python {shlex.quote(sys.argv[0])} --resume={shlex.quote(self.run_dir)}"
 
     def check_loss(self, loss, step):

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import types
 
 from lstm_mnist import errors, settings
 from lstm_mnist.files import write_atomically
@@ -47,9 +48,13 @@ class Dimension:
             return f"{wrong[0]!r} is not a {kind.__name__} like the default {default!r}" if wrong else None
         if kind not in (int, float) or (self.kind == "int_range") != (kind is int):
             return f"{self.kind}() does not fit a {kind.__name__} setting (default {default!r})"
-        if len(self.values) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.values):
+        if len(self.values) != 2 or not all(type(v) in (int, float) and math.isfinite(v) for v in self.values):
             return f"{self.kind}() needs two finite numbers, low and high"
         low, high = self.values
+        if self.kind == "int_range" and not all(type(v) is int for v in self.values):
+            return f"int_range() needs whole numbers, low and high (got {low!r}, {high!r})"
+        if self.kind == "int_range" and not (type(self.step) is int and self.step >= 1):
+            return f"int_range()'s step must be a whole number >= 1 (got {self.step!r})"
         if not low < high:
             return f"low ({low}) must be below high ({high})"
         if self.kind == "log_uniform" and low <= 0:
@@ -94,7 +99,8 @@ def load_space(path):
         raise errors.ConfigError(f"--space={path}: not a space file ({type(e).__name__}: {e}); write lines "
                                  f"like `learning_rate = log_uniform(1e-4, 1e-2)`") from e
     defaults = settings.config_values()
-    space = {name: value for name, value in namespace.items() if not name.startswith("_") and name not in SPACE_NAMES}
+    space = {name: value for name, value in namespace.items()
+             if not name.startswith("_") and name not in SPACE_NAMES and not isinstance(value, types.ModuleType)}
     if not space:
         raise errors.ConfigError(f"--space={path}: no setting in it; write lines like "
                                  f"`learning_rate = log_uniform(1e-4, 1e-2)`")
@@ -111,6 +117,18 @@ def load_space(path):
         if problem:
             raise errors.ConfigError(f"--space={path}: {name}: {problem}")
     return space
+
+
+def check_space_values(space, fixed, path):
+    """Every value a space can draw passes the command line's rules, with the sweep's `fixed` settings:
+    each choice, and both ends of each range (the rules are bounds, so the values between pass too)."""
+    for name, dimension in space.items():
+        for value in dimension.values:
+            try:
+                settings.make({**fixed, name: value})
+            except errors.ConfigError as e:
+                raise errors.ConfigError(f"--space={path}: {name} can be drawn as {value!r}, which a run refuses "
+                                         f"({e})") from None
 
 
 def suggest(trial, space):
@@ -138,6 +156,8 @@ class TrialHooks:
     def __init__(self, trial):
         self.trial = trial
         self.run_name = f"trial-{trial.number:04d}"
+        # An interrupted trial stays failed; what goes on is the study, by the sweep's own command.
+        self.resume_command = "the same sweep.py command again: it continues the study with new trials"
         self.accuracy = None  # the last validation accuracy reported
         self.steps = 0  # the step it was reported at
 

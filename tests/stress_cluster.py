@@ -32,12 +32,14 @@ def one_run(spec, limit_s, out_dir):
         return "hang", time.monotonic() - started
     seconds = time.monotonic() - started
     if process.returncode:
-        return f"failed (rc {process.returncode}): {out.splitlines()[-1:]}", seconds
+        return f"failed (rc {process.returncode}); its output:\n{out}", seconds
     workers = int(spec.split(",")[1])
     missing = [index for index in range(workers)
                if not re.search(rf"^{tag(index)}Optimization Finished!$", out, re.M)
                or not re.search(rf"^{tag(index)}Testing Accuracy: ", out, re.M)]
-    return (f"incomplete (workers {missing} lack their closing lines)" if missing else "ok"), seconds
+    if missing:
+        return f"incomplete (workers {missing} lack their closing lines); its output:\n{out}", seconds
+    return "ok", seconds
 
 
 def tag(index):

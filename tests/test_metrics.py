@@ -5,11 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import fresh_copy, tiny_config
+from conftest import fill, fresh_copy, tiny_config
 
 import train_lstm_mnist as script
 from lstm_mnist import settings
-from lstm_mnist.metrics import read_metrics
+from lstm_mnist.errors import TrainingError
+from lstm_mnist.metrics import RunLog, read_metrics
 from lstm_mnist.tf_setup import tf1
 
 
@@ -65,3 +66,16 @@ def test_a_metrics_csv_of_any_bytes_never_fails_a_resume(loaded_mnist, tiny_run_
     cfg = tiny_config(tmp_path, training_iters=4000, checkpoint_every=10)
     script.train(cfg, fresh_copy(loaded_mnist), resume=tiny_run_copy)
     assert [row.split(",")[0] for row in open(path).read().splitlines()] == ["step", "30"]
+
+
+def test_a_disk_that_fills_between_checkpoints_stops_the_log_in_one_error(small_disk):
+    """The events file is flushed at every logged step: a full disk there (a RuntimeError from
+    TensorFlow's writer thread, or an OSError) is the run's own 'cannot write' error."""
+    log = RunLog(str(small_disk), tf1.Graph(), 0, 100)
+    log.events.flush()  # its writer thread has written the graph: the filler takes what is left, not more
+    fill(small_disk)
+    with pytest.raises(TrainingError, match=r"^cannot write .*No space left on device.*; free some space"):
+        for step in range(1, 10000):
+            log.write(step, 0.5, 0.5, 0.5)
+    log.close()  # what was written stays readable, and closing says nothing more
+    assert read_metrics(os.path.join(small_disk, "metrics.csv"))

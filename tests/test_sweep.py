@@ -3,11 +3,14 @@ import contextlib
 import csv
 import glob
 import io
+import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -161,7 +164,8 @@ def test_the_hparams_summaries_read_back_with_tensorboards_own_reader(shared_stu
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(shared_study):
     tmp_path, runs, _ = shared_study
     code, out, err = runs["diverging"]
-    assert code == 0, err  # both trials ran, and failed
+    assert code == 1, err  # both trials ran, and failed: the sweep says so
+    assert err.splitlines()[-1].startswith("error: every trial of this sweep failed (2); why is in the table")
     assert len(re.findall(r"^Trial \d+: failed: minibatch loss is nan at Iter \d+", out, flags=re.M)) == 2, out
     trials = trials_of(shared_study, "diverging")
     assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
@@ -187,7 +191,7 @@ def test_a_hopeless_trial_is_pruned_and_says_so(shared_study):
 @pytest.mark.slow
 def test_a_space_the_study_cannot_take_fails_its_trial_in_one_line(shared_study):
     code, out, err = shared_study[1]["other space"]
-    assert code == 0, err
+    assert code == 1, err  # its one trial failed
     (trial,) = trials_of(shared_study, "other space")  # Optuna keeps a choice's values: (16, 32), not (16, 64)
     assert trial.state.name == "FAIL" and "does not support dynamic value space" in trial.user_attrs["reason"]
     assert re.search(r"^Trial 10: failed: the space cannot be drawn in this study", out, re.M), out
@@ -203,6 +207,9 @@ def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continue
                                     "to continue the study")
     (trial,) = trials_of(shared_study, "interrupted")  # one of the three: the others never started
     assert trial.state.name == "FAIL"
+    # What the trial says to do is what the sweep says: not the script's --resume, which sweep.py refuses.
+    assert "--resume" not in out + err
+    assert "Resume with: the same sweep.py command again: it continues the study with new trials" in out
     saved = re.fullmatch(r"Interrupted by SIGINT after Iter \d+ \(step (\d+)\): checkpoint saved to (\S+)",
                          trial.user_attrs["reason"])
     assert saved and os.path.exists(saved.group(2) + ".index")  # stopped the way the script stops
@@ -220,6 +227,16 @@ def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continue
     ("learning_rate = log_uniform(1e-4,\n", ["not a space file (SyntaxError"]),
     ("learning_rate = normal(0, 1)\n", ["not a space file (NameError: name 'normal' is not defined)"]),
     ("\n", ["no setting in it"]),
+    ("n_hidden = int_range(16, 64, step='8')\n", ["n_hidden: int_range()'s step must be a whole number >= 1 (got "
+                                                 "'8')"]),
+    ("n_hidden = int_range(16, 64, step=0)\n", ["int_range()'s step must be a whole number >= 1 (got 0)"]),
+    ("n_hidden = int_range(16, 64, step=-8)\n", ["int_range()'s step must be a whole number >= 1 (got -8)"]),
+    ("n_hidden = int_range(16.5, 64)\n", ["int_range() needs whole numbers, low and high (got 16.5, 64)"]),
+    ("batch_size = int_range(-10, -5)\n", ["batch_size can be drawn as -10, which a run refuses (batch_size = -10 "
+                                           "is not allowed: must be >= 1)"]),
+    ("batch_size = choice(100, 200000)\n", ["batch_size can be drawn as 200000, which a run refuses",
+                                            "training_iters = 100000 is not allowed: must be > batch_size"]),
+    ("learning_rate = uniform(-1.0, 1.0)\n", ["learning_rate can be drawn as -1.0, which a run refuses"]),
 ])
 def test_a_bad_space_file_is_one_line_before_any_trial(tmp_path, capsys, text, words):
     code, out, err = run_main(capsys, "--trials=1", f"--space={space_file(tmp_path, text)}", f"--out_dir={tmp_path}",
@@ -236,6 +253,10 @@ def test_a_bad_space_file_is_one_line_before_any_trial(tmp_path, capsys, text, w
     (["--trials=2", "--display_step=0"], ["display_step = 0 is not allowed"]),
     (["--trials=2", "--storage=postgresql://nobody@127.0.0.1:9/none"], ["--storage=postgresql://nobody@127.0.0.1:9/none"
                                                                         ": cannot open the study there"]),
+    (["--trials=2", "--storage=sqlite://"], ["--storage=sqlite://: an in-memory database is not shared"]),
+    (["--trials=2", "--storage=sqlite:///:memory:"], ["an in-memory database is not shared", "sqlite:///PATH"]),
+    (["--trials=2", "--study=.."], ["--study=..: a study needs a name, which is also its folder"]),
+    (["--trials=2", "--study="], ["--study=: a study needs a name"]),
 ])
 def test_bad_flags_are_one_line(tmp_path, capsys, args, words):
     code, out, err = run_main(capsys, *args, f"--out_dir={tmp_path}", main=sweep.main)
@@ -255,3 +276,65 @@ def test_a_journal_file_holds_a_study_as_a_database_does(tmp_path):
     created.enqueue_trial({"learning_rate": 0.001})
     loaded = sweep.open_study("shared", f"journal:{tmp_path / 'study.log'}", create=False)
     assert loaded.study_name == "shared" and len(loaded.trials) == 1 and os.path.getsize(tmp_path / "study.log")
+
+
+def test_a_space_file_may_import_what_its_ranges_use(tmp_path):
+    space = tuning.load_space(space_file(tmp_path, "import math\nlearning_rate = log_uniform(math.exp(-9), 1e-2)\n"))
+    assert list(space) == ["learning_rate"] and space["learning_rate"].values == (math.exp(-9), 1e-2)
+
+
+def test_sweeps_that_create_the_same_new_study_at_once_all_open_it(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    opened, failures, together = [], [], threading.Barrier(6)
+
+    def open_it():
+        together.wait()
+        try:
+            opened.append(sweep.open_study("sweep", storage).study_name)
+        except Exception as e:  # the test reports what any of them raised
+            failures.append(e)
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=LIMIT_S)
+    assert not failures and opened == ["sweep"] * 6, failures
+
+
+def test_a_trial_whose_process_died_unrecorded_is_failed_by_the_next_sweep(tmp_path, capsys):
+    study = sweep.open_study("sweep", f"sqlite:///{tmp_path / 'study.db'}")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive, elsewhere = study.ask(), study.ask(), study.ask()
+    dead.set_user_attr("process", f"{socket.gethostname()}:{ended.stdout.strip()}")
+    alive.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")
+    elsewhere.set_user_attr("process", "another-machine:1")
+    sweep.fail_abandoned_trials(study)
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["FAIL", "RUNNING", "RUNNING"]
+    assert study.get_trials()[0].user_attrs["reason"] == "its process ended before it could record how the trial ended"
+    assert capsys.readouterr().out == "Trial 0: failed: its process ended before it could record how (found by this " \
+                                      "sweep)\n"
+
+
+def test_an_existing_study_on_a_read_only_disk_says_so(small_disk, capsys):
+    storage = f"sqlite:///{small_disk / 'study.db'}"
+    create = f"import optuna; optuna.create_study(study_name='disk', storage={storage!r})"
+    subprocess.run([sys.executable, "-c", create], check=True, timeout=LIMIT_S)  # its end closes the database
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    code, out, err = run_main(capsys, "--trials=1", f"--out_dir={small_disk.parent}", "--study=disk",
+                              f"--storage={storage}", main=sweep.main)
+    assert code == 2
+    assert_one_line_error(err, "cannot open the study there (attempt to write a readonly database); the database "
+                               "cannot be written: make it (and its folder) writable")
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_full_disk_fails_its_trial_in_one_line_and_leaves_nothing_running(small_disk):
+    code, out, err = run_sweep(small_disk, "--trials=1", f"--space={space_file(small_disk, SPACE)}")
+    assert code == 1
+    assert "Traceback" not in out + err + "".join(p.read_text() for p in (small_disk / "sweep").glob("trial-*.log"))
+    assert re.search(r"^Trial 0: failed: (could not write the checkpoint|cannot write).*No space left on device",
+                     out, re.M), out
+    assert err.splitlines()[-1].startswith("error: every trial of this sweep failed (1)")
+    assert err.splitlines()[-1].endswith("run the same command again to continue the study")
+    assert [t.state.name for t in study(small_disk).get_trials()] == ["FAIL"]
