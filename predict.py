@@ -2,6 +2,7 @@
 
     python predict.py runs/RUN                  # the tutorial's test line and the whole test set
     python predict.py runs/RUN my_digit.png     # the digit in an image, with the ten probabilities
+    python predict.py runs/RUN a.png b.png      # several images, each line named for its file
     python predict.py runs/RUN/model.ckpt-500 --test_len=1000
 
 RUN is a run folder (its latest checkpoint is used) or one checkpoint; the
@@ -33,30 +34,35 @@ def score(cfg, checkpoint):
         return scoring.score_full_test_set(sess, model, mnist)
 
 
-def predict(cfg, checkpoint, image_path):
-    """Print and return the predicted digit and the ten probabilities."""
-    pixels = images.load_digit(image_path)
+def predict(cfg, checkpoint, image_paths):
+    """Print and return the predicted digit and the ten probabilities of each image, in order:
+    [(digit, probabilities), ...]. With several images, each one's lines begin with its path."""
+    pixels = [images.load_digit(path) for path in image_paths]  # every image checked before the model loads
     errors.STOPS.now("while predicting: nothing is written, nothing to lose")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
-        probabilities = scoring.classify(sess, model, pixels)
-    digit = int(np.argmax(probabilities))
-    print(f"Predicted digit: {digit}")
-    print("Probabilities: " + " ".join(f"{d}={p:.4f}" for d, p in enumerate(probabilities)))
-    return digit, probabilities
+        answers = [scoring.classify(sess, model, one) for one in pixels]
+    results = []
+    for path, probabilities in zip(image_paths, answers, strict=True):
+        digit = int(np.argmax(probabilities))
+        named = f"{path}: " if len(image_paths) > 1 else ""
+        print(f"{named}Predicted digit: {digit}")
+        print(f"{named}Probabilities: " + " ".join(f"{d}={p:.4f}" for d, p in enumerate(probabilities)))
+        results.append((digit, probabilities))
+    return results
 
 
 def add_arguments(parser):
     parser.add_argument("model", metavar="RUN_DIR|CKPT", help="a run folder (its latest checkpoint) or a checkpoint")
-    parser.add_argument("image", nargs="?", help="an image file of a digit, any size and colours "
-                                                 "(without it: score the test set)")
+    parser.add_argument("image", nargs="*", help="image files of digits, any size and colours "
+                                                 "(without one: score the test set)")
 
 
 def main(argv=None):
     def use_saved_model():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
-        if arguments.image is None:
+        if not arguments.image:
             score(cfg, checkpoint)
         else:
             predict(cfg, checkpoint, arguments.image)

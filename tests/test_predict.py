@@ -74,3 +74,26 @@ def test_predict_of_a_file_that_is_not_an_image(tiny_run, tmp_path, capsys):
     code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "digit.png"), main=predict.main)
     assert code == 2
     assert_one_line_error(err, "digit.png: cannot read this image")
+
+
+def test_several_images_are_predicted_in_one_command_each_named(tiny_run, mnist, tmp_path, capsys):
+    paths = [str(tmp_path / f"digit{k}.png") for k in range(3)]
+    for k, path in enumerate(paths):
+        write_digit_png(path, mnist.test.images[k])
+    assert predict.main([tiny_run[1]["run_dir"], *paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in out] == [path for path in paths for _ in range(2)]
+    alone = []
+    for path in paths:  # each answer is the one the image gets alone
+        assert predict.main([tiny_run[1]["run_dir"], path]) == 0
+        alone += [f"{path}: {line}" for line in capsys.readouterr().out.splitlines()]
+    assert out == alone
+
+
+def test_one_unreadable_image_among_several_is_one_line_and_nothing_is_predicted(tiny_run, mnist, tmp_path, capsys):
+    write_digit_png(tmp_path / "good.png", mnist.test.images[0])
+    (tmp_path / "bad.png").write_text("not a picture")
+    code, out, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "good.png"), str(tmp_path / "bad.png"),
+                              main=predict.main)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "bad.png: cannot read this image")

@@ -48,11 +48,12 @@ def study(tmp_path, name="sweep"):
 
 @pytest.fixture(scope="module")
 def shared_study(tmp_path_factory):
-    """One study that every end-to-end check below adds to, in this order (12 trial processes in all,
-    where a study for each check took 23): a sweep stopped by Ctrl-C while its first trial trains (a
+    """One study that every end-to-end check below adds to, in this order (13 trial processes in all,
+    where a study for each check took 24): a sweep stopped by Ctrl-C while its first trial trains (a
     process; before any trial is complete, so the pruner cannot end that trial first); five trials, two
     at a time; two sweeps side by side (processes); two diverging trials; a space the study cannot take;
-    then a trial that learns nothing, which the median pruner stops."""
+    a trial that learns nothing, which the median pruner stops; then a sweep stopped by Ctrl-C while it
+    reports (a process)."""
     tmp_path = tmp_path_factory.mktemp("sweep")
     space = space_file(tmp_path, SPACE)
     fixed = "--learning_rate=0.01"  # every trial learns in 20 steps, so a hopeless one stands out
@@ -66,7 +67,22 @@ def shared_study(tmp_path_factory):
     other = space_file(tmp_path, SPACE.replace("choice(16, 32)", "choice(16, 64)"), "other.py")
     runs["other space"] = run_sweep(tmp_path, "--trials=1", f"--space={other}", fixed)
     runs["hopeless"] = run_sweep(tmp_path, "--trials=1", f"--space={space}", "--learning_rate=1e-9")
+    runs["interrupted while reporting"] = sweep_interrupted_at(tmp_path, "Best: trial", "--trials=1",
+                                                               f"--space={space}", fixed)
     return tmp_path, runs, study(tmp_path).get_trials()
+
+
+def sweep_interrupted_at(tmp_path, words, *args):
+    """A sweep sent Ctrl-C once it prints a line that begins with `words`: (exit code, stdout, stderr)."""
+    process = start_sweep(tmp_path, *args)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(words):
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=LIMIT_S)
+    return process.returncode, "".join(lines) + out, err
 
 
 def start_sweep(tmp_path, *args):
@@ -90,7 +106,8 @@ def interrupted_sweep(tmp_path, space):
 
 # How many trials each sweep of the shared study adds, in the order they run (the interrupted one asks
 # for three, but stops during its first).
-TRIALS_ADDED = {"interrupted": 1, "first": 5, "side by side": 2, "diverging": 2, "other space": 1, "hopeless": 1}
+TRIALS_ADDED = {"interrupted": 1, "first": 5, "side by side": 2, "diverging": 2, "other space": 1, "hopeless": 1,
+                "interrupted while reporting": 1}
 
 
 def trials_of(shared_study, run):
@@ -214,6 +231,18 @@ def test_ctrl_c_stops_the_running_trial_as_the_script_stops_and_a_rerun_continue
                          trial.user_attrs["reason"])
     assert saved and os.path.exists(saved.group(2) + ".index")  # stopped the way the script stops
     assert all(t.state.name == "COMPLETE" for t in trials_of(shared_study, "first"))  # the study went on
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_sweep_reports_stops_it_there_and_says_what_is_kept(shared_study):
+    code, out, err = shared_study[1]["interrupted while reporting"]
+    assert code == 130, err
+    # At once: before the best trial's test set (the sweep's own words), or during it (predict's).
+    assert re.fullmatch(r"Interrupted by SIGINT while (reporting: no trial runs, every trial is recorded in the "
+                        r"study; run the same command again to continue the study|scoring the test set: nothing is "
+                        r"written, nothing to lose)", err.splitlines()[-1]), err
+    assert "stopping the running trials" not in err  # none runs: the sweep said so before, at this point
+    assert [t.state.name for t in trials_of(shared_study, "interrupted while reporting")] == ["COMPLETE"]
 
 
 @pytest.mark.parametrize("text,words", [
