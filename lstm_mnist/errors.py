@@ -65,7 +65,8 @@ class StopRequests:
     def __init__(self):
         self.reset()
 
-    def reset(self):
+    def reset(self, second=signal.SIG_DFL):
+        self.second = second  # what the next SIGINT does once the first has come
         self.what = "while starting: nothing was saved"
         self.deferred = False
         self.requested = self.pending = self.notice = None
@@ -87,7 +88,7 @@ class StopRequests:
 
     def handle(self, signum, frame):
         for sig in SIGNALS:  # only the first signal comes here: the next one meets the default action
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, self.second if sig == signal.SIGINT else signal.SIG_DFL)
         if not self.deferred:
             self.pending = Interrupted(signum, self.what)
             return
@@ -101,15 +102,18 @@ STOPS = StopRequests()  # signals are process-wide, and so is what they do
 
 
 @contextlib.contextmanager
-def signals_handled():
-    """SIGINT and SIGTERM go to STOPS while the block runs, and a second one quits at once."""
-    STOPS.reset()
+def signals_handled(in_a_kernel=False):
+    """SIGINT and SIGTERM go to STOPS while the block runs, and a second one quits at once; in a
+    Jupyter kernel (`in_a_kernel`) a second SIGINT interrupts instead (KeyboardInterrupt), as
+    the stop button always does there: quitting would end the kernel and lose the notebook's state."""
+    STOPS.reset(second=signal.default_int_handler if in_a_kernel else signal.SIG_DFL)
     previous = {sig: signal.signal(sig, STOPS.handle) for sig in SIGNALS}
-    watcher = SecondSignalWatcher()
+    watcher = None if in_a_kernel else SecondSignalWatcher()
     try:
         yield STOPS
     finally:
-        watcher.close()
+        if watcher:
+            watcher.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

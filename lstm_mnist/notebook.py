@@ -2,7 +2,7 @@
 a stop button that ends training after a whole step, leaving the model usable by the cells below."""
 import contextlib
 
-from lstm_mnist import errors
+from lstm_mnist import errors, run_folder
 from lstm_mnist.tf_setup import session_config, tf1
 
 _open_sessions = []  # the session the training cell opened last time it ran
@@ -19,15 +19,39 @@ def fresh_session(graph, cfg):
 
 
 @contextlib.contextmanager
-def stop_after_the_step():
+def stop_after_the_step(cfg):
     """The kernel's stop button (SIGINT) is noted, not raised: raised in the middle of a
     `sess.run`, it can be swallowed or crash TensorFlow's Python code (see errors.StopRequests).
-    The loop reads `.requested` after each step and ends there; a second press stops at once."""
-    with errors.signals_handled() as stops:
+    The loop reads `.requested` after each step and ends there; a second press interrupts at once
+    (and the kernel, with the notebook's state, stays). A loss that says training diverged ends
+    it too, as in the script."""
+    with errors.signals_handled(in_a_kernel=True) as stops:
         stops.defer()
-        yield stops
+        yield TrainingStop(stops, cfg)
 
 
-def stopped_line(step, batch_size):
-    return (f"Interrupted after Iter {step * batch_size} (step {step}): `sess` holds the model as trained so far, "
-            f"and the cells below use it")
+class TrainingStop:
+    """Why the training cell's loop ends before its last step: the stop button or a diverged loss."""
+
+    def __init__(self, stops, cfg):
+        self.stops, self.cfg, self.diverged = stops, cfg, None
+
+    @property
+    def requested(self):
+        return bool(self.stops.requested or self.diverged)
+
+    def check_loss(self, loss, step):
+        """End the loop after this step if `loss` says training diverged (run_folder.divergence)."""
+        why = run_folder.divergence(loss, self.cfg.max_loss)
+        if why:
+            self.diverged = f"{why} at Iter {step * self.cfg.batch_size} (step {step})"
+
+    def last_line(self, step):
+        """The cell's last line: the tutorial's, or why it stopped and what `sess` holds."""
+        if self.diverged:
+            return (f"Training diverged: {self.diverged}; lower learning_rate (now {self.cfg.learning_rate}) "
+                    f"and run this cell again")
+        if self.stops.requested:
+            return (f"Interrupted after Iter {step * self.cfg.batch_size} (step {step}): `sess` holds the model "
+                    f"as trained so far, and the cells below use it")
+        return "Optimization Finished!"

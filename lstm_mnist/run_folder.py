@@ -178,11 +178,10 @@ class TrainingRun:
 
     def check_loss(self, loss, step):
         """A loss that is not finite, or above max_loss, stops the run before it can reach a checkpoint."""
-        limit = self.cfg.max_loss
-        if not np.isfinite(loss) or (limit and loss > limit):
-            why = "" if not np.isfinite(loss) else f" (above max_loss = {limit:g})"
+        why = divergence(loss, self.cfg.max_loss)
+        if why:
             last = checkpoints.latest_checkpoint(self.run_dir) or "none was saved yet"
-            raise TrainingError(f"minibatch loss is {loss}{why} at {self.iter_name(step)}: training diverged; "
+            raise TrainingError(f"{why} at {self.iter_name(step)}: training diverged; "
                                 f"last good checkpoint: {last}; lower learning_rate (now {self.cfg.learning_rate})")
 
     def validate(self, sess, step):
@@ -241,6 +240,16 @@ class TrainingRun:
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)
+
+
+def divergence(loss, max_loss):
+    """What is wrong with a minibatch loss that says training diverged (not finite, or above
+    `max_loss` where that is not 0), or None for a loss to go on with."""
+    if not np.isfinite(loss):
+        return f"minibatch loss is {loss}"
+    if max_loss and loss > max_loss:
+        return f"minibatch loss is {loss} (above max_loss = {max_loss:g})"
+    return None
 
 
 def shown_path(path):

@@ -124,7 +124,7 @@ def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(s
     assert code == 0, err
     folder = tmp_path / "sweep"
     trials = trials_of(shared_study, "first")
-    assert len(all_trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(all_trials) == sum(TRIALS_ADDED.values()) and all(t.state.name == "COMPLETE" for t in trials)
     for trial in trials:
         run_dir = folder / f"trial-{trial.number:04d}"
         assert (run_dir / "config.json").exists() and (run_dir / "metrics.csv").exists()
@@ -134,7 +134,7 @@ def test_a_small_sweep_fills_the_study_the_run_folders_the_table_and_the_plots(s
         assert trial.value == result["validation_accuracy"] == trial.intermediate_values[20]
         assert set(trial.params) == {"forget_bias", "n_hidden"}
     rows = list(csv.DictReader(open(folder / "results.csv")))  # as the last sweep left it: every trial
-    assert len(rows) == 12
+    assert len(rows) == sum(TRIALS_ADDED.values())
     scored = [float(r["validation_accuracy"]) for r in rows if r["validation_accuracy"]]
     assert scored == sorted(scored, reverse=True) and all(not r["validation_accuracy"] for r in rows[len(scored):])
     for name in ("history.png", "parallel.png", "importances.png"):
@@ -242,7 +242,8 @@ def test_ctrl_c_while_the_sweep_reports_stops_it_there_and_says_what_is_kept(sha
                         r"study; run the same command again to continue the study|scoring the test set: nothing is "
                         r"written, nothing to lose)", err.splitlines()[-1]), err
     assert "stopping the running trials" not in err  # none runs: the sweep said so before, at this point
-    assert [t.state.name for t in trials_of(shared_study, "interrupted while reporting")] == ["COMPLETE"]
+    (trial,) = trials_of(shared_study, "interrupted while reporting")
+    assert trial.state.name in ("COMPLETE", "PRUNED")  # recorded as it ended, before the report began
 
 
 @pytest.mark.parametrize("text,words", [

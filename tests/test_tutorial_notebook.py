@@ -113,3 +113,38 @@ def test_the_stop_button_ends_training_after_a_step_and_the_model_stays_usable(k
                         r"and the cells below use it", last), last
     client.execute_cell(nb.cells[training + 1], training + 1)
     assert re.fullmatch(r"Testing Accuracy: [01]\.\d+\n", text_of(nb.cells[training + 1]))
+
+
+@pytest.mark.slow
+def test_a_second_press_within_a_step_interrupts_the_cell_and_the_kernel_stays(kernel):
+    client, nb = kernel
+    run_new_cell(client, nb, "training_iters = 10_000_000")
+    training = index_of(nb, "fresh_session")
+    sent = client.kc.execute(nb.cells[training].source)
+    while True:  # until the cell has logged a step: training is under way
+        message = run_sync(client.kc.get_iopub_msg)(timeout=CELL_TIMEOUT_S)
+        if (message["parent_header"].get("msg_id") == sent and message["msg_type"] == "stream"
+                and "Iter " in message["content"]["text"]):
+            break
+    stop_button = run_sync(client.km.interrupt_kernel)
+    stop_button()
+    stop_button()  # at once: within the step the first press waits for
+    while True:
+        reply = run_sync(client.kc.get_shell_msg)(timeout=CELL_TIMEOUT_S)
+        if reply["parent_header"].get("msg_id") == sent:
+            break
+    assert run_sync(client.km.is_alive)()
+    assert run_new_cell(client, nb, "print(sess.run(accuracy, {x: testings[:10].reshape(-1, 28, 28), "
+                                    "y: testlabels[:10]}) >= 0)") == "True\n"  # the state, the session too
+
+
+@pytest.mark.slow
+def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
+    client, nb = kernel
+    run_new_cell(client, nb, "learning_rate = 1e38\ntraining_iters = 5000")
+    for words in ("cfg = settings.make", "graph = tf.Graph()", "fresh_session"):
+        client.execute_cell(nb.cells[index_of(nb, words)], index_of(nb, words))
+    lines = text_of(nb.cells[index_of(nb, "fresh_session")]).splitlines()
+    assert lines[-1] == ("Training diverged: minibatch loss is nan at Iter 1000 (step 10); lower learning_rate "
+                         "(now 1e+38) and run this cell again")
+    assert len([line for line in lines if line.startswith("Iter ")]) == 1  # the first nan is the last step
