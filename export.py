@@ -24,13 +24,33 @@ EXPORT_NAME = "saved_model"  # the folder inside the run folder, where OUT is no
 TFLITE_NAME = "model.tflite"  # inside the export, with --tflite
 
 
-def signatures(model):
-    """The SavedModel's signatures, by their names."""
+def signatures(images, graph, model):
+    """The SavedModel's signatures, by their names: `images` in, the outputs of `graph` that bear
+    the names of `model`'s (a copy of its graph: checked_copy)."""
     def predict_signature(outputs):
-        return tf1.saved_model.predict_signature_def(inputs={"images": model.x}, outputs=outputs)
+        outputs = {name: graph.get_tensor_by_name(tensor.name) for name, tensor in outputs.items()}
+        return tf1.saved_model.predict_signature_def(inputs={"images": images}, outputs=outputs)
 
     return {"serving_default": predict_signature({"probabilities": model.probabilities, "classes": model.predicted}),
             "reading": predict_signature({"step_probabilities": model.reading.probabilities})}
+
+
+def checked_copy(sess, model):
+    """(session, images): the restored model's graph again, with its variables' values, whose input
+    is `images` through a shape check. TensorFlow 2 calls a TF1 signature with any shape it is given
+    (it falls back when the shape does not bind) and the tutorial's `x` would then fail deep inside
+    the LSTM ("transpose expects a vector of size 2"); the check names the shape instead."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, model.x.shape, name="images")
+        checked = tf.ensure_shape(images, model.x.shape, name="images_shape")
+        tf1.train.import_meta_graph(tf1.train.export_meta_graph(graph=model.graph), input_map={model.x.name: checked})
+        copy = tf1.Session(graph=graph)
+        with model.graph.as_default():
+            values = sess.run(tf1.global_variables())
+        for variable, value in zip(tf1.global_variables(), values, strict=True):
+            variable.load(value, copy)
+    return copy, images
 
 
 def export(cfg, checkpoint, out, tflite=False):
@@ -62,9 +82,12 @@ def export(cfg, checkpoint, out, tflite=False):
 def write_saved_model(cfg, checkpoint, folder):
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
+        copy, images = checked_copy(sess, model)
+    with copy, copy.graph.as_default():
         builder = tf1.saved_model.Builder(folder)
-        builder.add_meta_graph_and_variables(sess, [tf1.saved_model.tag_constants.SERVING],
-                                             signature_def_map=signatures(model), strip_default_attrs=True)
+        builder.add_meta_graph_and_variables(copy, [tf1.saved_model.tag_constants.SERVING],
+                                             signature_def_map=signatures(images, copy.graph, model),
+                                             strip_default_attrs=True)
         builder.save()
 
 

@@ -35,6 +35,12 @@ for name, path in json.loads(sys.argv[2]).items():
         answers[name] = signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy().tolist()
         reading = signatures["reading"](images=tf.constant(images))["step_probabilities"]
         answers[name + "/reading"] = reading.numpy().tolist()
+        try:  # flat images, as data.py gives them: the signature's shape refuses them
+            signatures["serving_default"](images=tf.zeros([2, 784]))
+        except tf.errors.InvalidArgumentError as e:
+            answers[name + "/flat"] = e.message
+        nan = signatures["serving_default"](images=tf.fill([1, 28, 28], float("nan")))
+        answers[name + "/nan"] = [nan["probabilities"].numpy().tolist(), nan["classes"].numpy().tolist()]
 print(json.dumps(answers))
 """
 
@@ -71,7 +77,13 @@ def test_tensorflow_alone_gives_predicts_answers(exported, tiny_run, mnist, tmp_
     result = subprocess.run([sys.executable, "-c", LOAD_ALONE, str(tmp_path / "images.npy"), json.dumps(paths)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=tensorflow_alone())
     assert result.returncode == 0, result.stderr
-    answers = {name: np.array(value) for name, value in json.loads(result.stdout.splitlines()[-1]).items()}
+    answers = json.loads(result.stdout.splitlines()[-1])
+    for cell in ("basic", "fast"):  # what docs/export.md says of bad input
+        assert "Shape of tensor images [2,784] is not compatible with expected shape [?,28,28]" in \
+            answers.pop(cell + "/flat")
+        probabilities, classes = answers.pop(cell + "/nan")
+        assert np.all(np.isnan(probabilities)) and classes == [0]
+    answers = {name: np.array(value) for name, value in answers.items()}
     for cell in ("basic", "fast"):
         probabilities, step_probabilities = probabilities_of_the_run(tiny_run, images, cell=cell)
         np.testing.assert_allclose(answers[cell], probabilities, rtol=0, atol=1e-6)
