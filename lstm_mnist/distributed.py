@@ -358,14 +358,27 @@ def tag_output(tag):
 
 
 class TaggedLines:
+    """A stream that writes whole lines only, each begun with the tag. print() writes a line's text
+    and its newline apart; written so, the workers' lines in one shared pipe could interleave
+    mid-line ("[worker 2] Optimization Finished![worker 1] Optimization Finished!")."""
+
     def __init__(self, stream, tag):
-        self.stream, self.tag, self.at_line_start = stream, tag, True
+        self.stream, self.tag = stream, tag
+        self.partial, self.line_begun = "", False  # the line so far, and whether its tag went out (flush)
 
     def write(self, text):
-        for piece in text.splitlines(keepends=True):
-            self.stream.write((self.tag if self.at_line_start else "") + piece)
-            self.at_line_start = piece.endswith("\n")
+        *lines, self.partial = (self.partial + text).split("\n")
+        if lines:
+            tagged = [("" if k == 0 and self.line_begun else self.tag) + line for k, line in enumerate(lines)]
+            self.stream.write("".join(line + "\n" for line in tagged))
+            self.line_begun = False
         return len(text)
+
+    def flush(self):
+        if self.partial:  # asked for: the line so far goes out now, and its rest later, untagged
+            self.stream.write(("" if self.line_begun else self.tag) + self.partial)
+            self.partial, self.line_begun = "", True
+        self.stream.flush()
 
     def __getattr__(self, name):
         return getattr(self.stream, name)

@@ -179,6 +179,22 @@ def test_a_bad_cluster_description_is_one_line(capsys, args, words):
     assert_one_line_error(err, *words)
 
 
+def test_a_workers_lines_are_tagged_and_written_whole():
+    """Each write to the shared pipe is whole lines: print()'s text and newline, written apart, let two
+    workers' lines interleave mid-line."""
+    writes = []
+    stream = types.SimpleNamespace(write=writes.append, flush=lambda: None)
+    tagged = distributed.TaggedLines(stream, "[worker 1] ")
+    print("Optimization Finished!", file=tagged)
+    print("Testing Accuracy:", 0.5, file=tagged)
+    tagged.write("two\nlines\nand a ")
+    print("half", file=tagged)
+    print("shown", end="", file=tagged, flush=True)
+    print(" early", file=tagged)
+    assert writes == ["[worker 1] Optimization Finished!\n", "[worker 1] Testing Accuracy: 0.5\n",
+                      "[worker 1] two\n[worker 1] lines\n", "[worker 1] and a half\n", "[worker 1] shown", " early\n"]
+
+
 def test_tf_config_gives_the_role(monkeypatch):
     cluster = {"ps": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
