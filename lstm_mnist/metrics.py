@@ -54,8 +54,10 @@ class RunLog:
             self.events.flush()
 
     def close(self):
-        self.file.close()
-        with contextlib.suppress(*EVENTS_ERRORS):  # already reported by write(): closing adds nothing to say
+        # A failure here was reported by write(), which flushes both at every row: closing adds nothing to say.
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(*EVENTS_ERRORS):
             self.events.close()
 
 
