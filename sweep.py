@@ -218,6 +218,7 @@ def fail_abandoned_trials(study):
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         where, _, pid = trial.user_attrs.get("process", "").rpartition(":")
         if where == host and pid.isdigit() and not process_alive(int(pid)):
+            # A FrozenTrial's id is not public; Trial(study, id) is how Optuna itself reopens a trial.
             optuna.trial.Trial(study, trial._trial_id).set_user_attr(
                 "reason", "its process ended before it could record how the trial ended")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -246,7 +246,7 @@ class Cluster:
 
     def others(self):
         """(name, HOST:PORT) of every other process of the cluster."""
-        return [(f"{'ps' if job == 'ps' else 'worker'} {index}", host)
+        return [(f"{job} {index}", host)
                 for job in ("ps", "worker") for index, host in enumerate(self.role.cluster[job])
                 if (job, index) != (self.role.job, self.role.index)]
 
