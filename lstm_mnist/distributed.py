@@ -138,6 +138,7 @@ def worker_session_config(role, cfg):
 def run_ps(role, timeout):
     """Hold the variables until every worker says it is done, or until no worker that is not
     done has accepted a connection for `timeout` seconds (they died without saying so)."""
+    write_whole_lines(role)
     server = start_server(role)
     workers = role.cluster["worker"]
     print(f"ps {role.index}: holding the variables at {role.cluster['ps'][role.index]} "
@@ -190,8 +191,7 @@ class Cluster:
         self.device = tf1.train.replica_device_setter(worker_device=f"/job:worker/task:{role.index}",
                                                       cluster=tf1.train.ClusterSpec(role.cluster))
         self.sync_optimizer = None  # set by replicated(), for its session hook
-        if not self.is_chief:
-            tag_output(f"[worker {role.index}] ")
+        write_whole_lines(role)
 
     def own_part(self, mnist):
         """`mnist` with this worker's shard as its training set: examples i, i + W, ... of worker i
@@ -351,18 +351,20 @@ def wait_for_the_chief(server, model, role, cfg):
                                  f"{timeout} s; is worker 0 running?")
 
 
-def tag_output(tag):
-    """Begin every line this process prints with `tag`: a non-chief worker's lines, beside the
-    chief's in one terminal (--local_cluster), say whose they are."""
-    sys.stdout = TaggedLines(sys.stdout, tag)
+def write_whole_lines(role):
+    """This process's output in whole lines, so that the lines of a cluster's processes, in one
+    terminal or pipe (--local_cluster), never interleave mid-line; a non-chief worker's stdout
+    lines begin with its tag ("[worker 1] Iter 1000, ..."), to say whose they are."""
+    tag = f"[worker {role.index}] " if role.job == "worker" and role.index else ""
+    sys.stdout, sys.stderr = WholeLines(sys.stdout, tag), WholeLines(sys.stderr)
 
 
-class TaggedLines:
-    """A stream that writes whole lines only, each begun with the tag. print() writes a line's text
-    and its newline apart; written so, the workers' lines in one shared pipe could interleave
-    mid-line ("[worker 2] Optimization Finished![worker 1] Optimization Finished!")."""
+class WholeLines:
+    """A stream that writes whole lines only, each begun with `tag`. print() writes a line's pieces
+    and its newline apart, and written so, the lines of processes that share a pipe interleaved
+    mid-line ("Testing Accuracy:[worker 1] Testing Accuracy: 0.60" in 2 of 40 runs)."""
 
-    def __init__(self, stream, tag):
+    def __init__(self, stream, tag=""):
         self.stream, self.tag = stream, tag
         self.partial, self.line_begun = "", False  # the line so far, and whether its tag went out (flush)
 

@@ -180,11 +180,11 @@ def test_a_bad_cluster_description_is_one_line(capsys, args, words):
 
 
 def test_a_workers_lines_are_tagged_and_written_whole():
-    """Each write to the shared pipe is whole lines: print()'s text and newline, written apart, let two
-    workers' lines interleave mid-line."""
+    """Each write to the shared pipe is whole lines: print()'s pieces and newline, written apart, let two
+    processes' lines interleave mid-line."""
     writes = []
     stream = types.SimpleNamespace(write=writes.append, flush=lambda: None)
-    tagged = distributed.TaggedLines(stream, "[worker 1] ")
+    tagged = distributed.WholeLines(stream, "[worker 1] ")
     print("Optimization Finished!", file=tagged)
     print("Testing Accuracy:", 0.5, file=tagged)
     tagged.write("two\nlines\nand a ")
