@@ -7,6 +7,7 @@ const seen = document.getElementById("seen");
 const STEP_MS = 70;  // animation time per row read
 let strokes = [];    // each stroke: a list of [x, y] in canvas pixels
 let playing = null;  // the timer of the running animation
+let reads = 0;       // how many reads were started: only the latest one's answer is shown
 window.lastDrawing = null;  // what was last sent (tests read it)
 
 function point(event) {
@@ -47,6 +48,7 @@ document.getElementById("undo").addEventListener("click", () => { strokes.pop();
 document.getElementById("clear").addEventListener("click", () => { strokes = []; redraw(); read(); });
 
 async function read() {
+  const mine = ++reads;  // an answer to an older drawing (a quick undo) must not replace a newer one
   if (strokes.length === 0) return show(null);
   const rgba = ink.getImageData(0, 0, pad.width, pad.height).data;
   const pixels = new Array(pad.width * pad.height);
@@ -57,9 +59,11 @@ async function read() {
     const response = await fetch("/api/read", {method: "POST", headers: {"Content-Type": "application/json"},
                                                body: JSON.stringify(window.lastDrawing)});
     const result = await response.json();
+    if (mine !== reads) return;
     if (!response.ok) throw new Error(result.error || response.statusText);
     show(result);
   } catch (error) {
+    if (mine !== reads) return;
     document.body.dataset.state = "error";
     document.getElementById("answer").textContent = "The server did not answer: " + error.message;
   }

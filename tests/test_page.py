@@ -84,3 +84,38 @@ def test_drawing_a_real_mnist_digit_shows_the_models_reading(page_server, browse
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
                                      == "empty")
     assert answer.text == "Draw a digit."
+
+
+HOLD_THE_ANSWERS = """
+window.held = []; window.answered = 0;
+const fetchNow = window.fetch;
+window.fetch = (...args) => new Promise((resolve) => window.held.push(() => fetchNow(...args).then((response) => {
+  const body = response.json.bind(response);
+  response.json = async () => { const value = await body(); window.answered += 1; return value; };
+  resolve(response);
+})));
+"""
+
+
+@pytest.mark.slow
+def test_an_answer_that_comes_after_the_last_undo_is_not_shown(page_server, browser, mnist):
+    """Undo quickly: the server's answer to the drawing before the last undo comes after the page is empty."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(page_server)
+    top_half = mnist.test.images[0].copy()  # a few strokes are enough
+    top_half[28 * 14:] = 0
+    draw_with_the_mouse(browser, browser.find_element(By.ID, "pad"), top_half)
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                     == "done")
+    browser.execute_script(HOLD_THE_ANSWERS)
+    strokes = browser.execute_script("return strokes.length;")
+    for _ in range(strokes):
+        browser.find_element(By.ID, "undo").click()
+    assert browser.execute_script("return window.held.length;") == strokes - 1  # the last undo asks nothing
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
+    browser.execute_script("for (const answer of window.held) answer();")
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return window.answered;") == strokes - 1)
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
+    assert browser.find_element(By.ID, "answer").text == "Draw a digit."
