@@ -111,7 +111,7 @@ def test_the_script_reads_as_the_tutorial():
                "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = distributed.replicated(",
                "tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)",
                "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "init = tf1.global_variables_initializer",
-               "sess.run(model.init)", "while step * cfg.batch_size < cfg.training_iters",
+               "sess.run(model.init)", "while run.going(step * cfg.batch_size < cfg.training_iters)",
                "mnist.train.next_batch(cfg.batch_size)", "sess.run(optimizer, feed_dict={x: batch_x, y: batch_y})",
                "if step % cfg.display_step == 0:", 'print(f"Iter {step * cfg.batch_size}, Minibatch Loss= ',
                "step += 1", 'print("Optimization Finished!")', 'print("Testing Accuracy:", test_accuracy)']
