@@ -272,7 +272,7 @@ def finished(process, limit_s):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp_path):
+def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp_path, mnist):
     launcher = launched_cluster("--local_cluster=1,2", "--sync_replicas=true", "--cluster_timeout=10",
                                 "--training_iters=1000000", "--checkpoint_every=10", f"--out_dir={tmp_path}")
     first = wait_for_line(launcher, r"^\[worker 1\] Iter 2000,")  # the chief has saved a checkpoint by then
@@ -292,6 +292,9 @@ def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp
                           f"--resume={run_dir} for the chief"]
     assert re.search(r"^error: ps 0: no answer from worker 1 \(127\.0\.0\.1:\d+\) for 10 s \(cluster_timeout\), and "
                      r"it has not said it is done", err, re.M)
+    step = int(last.rsplit("-", 1)[1])  # and the checkpoint named resumes (here in one process, two steps on)
+    results = script.train(tiny_config(tmp_path, training_iters=(step + 3) * 100), mnist, resume=run_dir)
+    assert results["steps"] == step + 2 and results["run_dir"] == run_dir
 
 
 def worker_host(out, index):
