@@ -148,24 +148,24 @@ def run_one_trial(arguments, overrides):
     trial = study.ask()
     print(f"Trial {trial.number}: asked", flush=True)  # the sweep reads this line
     trial.set_user_attr("process", this_process())  # for a later sweep, should this one die unrecorded
-    hooks = tuning.TrialHooks(trial)
-    run_dir = os.path.join(overrides["out_dir"], hooks.run_name)
+    report = tuning.TrialReport(trial)
+    run_dir = os.path.join(overrides["out_dir"], report.run_name)
     started, state, reason, results, params = time.monotonic(), "COMPLETE", "", None, {}
     try:
         params = suggest_or_fail(trial, space)
         print(f"Trial {trial.number}: {json.dumps(params)}", flush=True)
         cfg = settings.make({**overrides, **params})
-        results = script.train(cfg, trial=hooks)
+        results = script.train(cfg, trial=report)
     except tuning.Pruned as e:
         state, reason = "PRUNED", str(e)
     except (errors.ConfigError, errors.TrainingError, script.data.DataError) as e:
         state, reason = "FAIL", str(e)
     except errors.Interrupted as e:
         state, reason = "FAIL", str(e).splitlines()[0]
-        record(study, trial, hooks, run_dir, params, state, reason, started, results)
+        record(study, trial, report, run_dir, params, state, reason, started, results)
         raise
     try:
-        attrs = record(study, trial, hooks, run_dir, params, state, reason, started, results)
+        attrs = record(study, trial, report, run_dir, params, state, reason, started, results)
     except Exception as e:
         if not is_storage_error(e):
             raise
@@ -188,20 +188,20 @@ def suggest_or_fail(trial, space):
                                  f"start a new study with --study=NAME") from e
 
 
-def record(study, trial, hooks, run_dir, params, state, reason, started, results):
+def record(study, trial, report, run_dir, params, state, reason, started, results):
     """The trial's end, in the study (with its steps, time, folder and reason) and in its run folder;
     returns what was recorded."""
     judged = state != "FAIL"  # a failed trial's last report says nothing of how far it got: its reason does
-    attrs = {"steps": (results["steps"] if results else hooks.steps) if judged else None,
+    attrs = {"steps": (results["steps"] if results else report.steps) if judged else None,
              "seconds": round(time.monotonic() - started, 1), "run_dir": run_dir, "reason": reason,
-             "validation_accuracy": hooks.accuracy if judged else None}
+             "validation_accuracy": report.accuracy if judged else None}
     for name, value in attrs.items():
         trial.set_user_attr(name, value)
     if os.path.isdir(run_dir):
         tuning.write_result(run_dir, {"state": state, "params": params, **attrs})
         tuning.write_hparams_session(run_dir, params, state)
     if state == "COMPLETE":
-        study.tell(trial, hooks.accuracy)
+        study.tell(trial, report.accuracy)
     else:
         study.tell(trial, state=getattr(optuna.trial.TrialState, state))
     return attrs

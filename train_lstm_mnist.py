@@ -18,7 +18,7 @@ its lines come on lines of their own.
 import random
 
 import data
-from lstm_mnist import checkpoints, distributed, errors, fast_lstm, launch, phases, reading, run_folder, settings
+from lstm_mnist import checkpoints, distributed, errors, fast_lstm, launch, phases, reading, runs, settings
 from lstm_mnist.model import Model
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
@@ -107,18 +107,10 @@ def session(cfg, model, cluster=None, resume=None):
     return sess
 
 
-def training_run(cfg, model, mnist, resume, clock, cluster=None, trial=None):
-    """Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops,
-    the run folder; lstm_mnist/run_folder.py), or a cluster worker's part of it."""
-    if cluster:
-        return cluster.training_run(cfg, model, mnist, resume, clock)
-    return run_folder.TrainingRun(cfg, model, mnist, resume, clock, trial)
-
-
 # ----------------------------------------------------------- the session loop
 
 def train(cfg, mnist=None, resume=None, role=None, trial=None):
-    """Train and test as the tutorial does; returns the run's numbers (see TrainingRun.finish).
+    """Train and test as the tutorial does; returns the run's numbers (runs.Run.finish).
 
     `mnist` saves loading the data again (tests); `resume` is a run folder or
     checkpoint to continue from; `role` makes this process a worker of a TF1
@@ -137,7 +129,9 @@ def train(cfg, mnist=None, resume=None, role=None, trial=None):
     clock.mark("graph")
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
 
-    with training_run(cfg, model, mnist, resume, clock, cluster, trial) as run, \
+    # Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops, the run
+    # folder, ...: a list of parts, lstm_mnist/runs.py)
+    with runs.new_run(cfg, model, mnist, resume, clock, cluster, trial) as run, \
             session(cfg, model, cluster, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
         # Keep training until reach max iterations (beyond the tutorial: in a cluster, until the global step does)

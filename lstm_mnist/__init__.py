@@ -7,7 +7,10 @@ hyperparameters or log lines.
     errors       the project's errors, stop signals, and how an entry point reports them
     files        files written whole or not at all
     model        the Model the script's build_graph returns
-    run_folder   the run folder and TrainingRun: what the loop reaches through `run`
+    runs         a run: what the loop reaches through `run`, a list of parts (new_run says which)
+    part         what a run's parts have in common: the hooks, the record of a step
+    run_folder   the run folder (a part), and the run's closing lines
+    divergence   the divergence stop (a part): a loss that is not finite, or above max_loss
     metrics      metrics.csv and the TensorBoard events
     checkpoints  saving, finding and restoring checkpoints, with the data position
     phases       the timing lines (Training time, Steady state, Time)

@@ -15,6 +15,7 @@ import types
 import numpy as np
 
 from lstm_mnist.errors import ConfigError, TrainingError
+from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import tf, tf1
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -179,3 +180,37 @@ def remove_half_written(run_dir):
     """The Saver's temporary files of a save that failed or was killed."""
     for leftover in glob.glob(os.path.join(glob.escape(run_dir), "*.tempstate*")):
         os.remove(leftover)
+
+
+# ------------------------------------------------------------- the run's part
+
+class Checkpoints(Part):
+    """A single process's checkpoints: the resumed one restored at the start (with the data
+    position), one every checkpoint_every steps, at the last step and on a stop request."""
+
+    aside = "checkpoints"
+
+    def __init__(self, model, folder, train_data):
+        self.model, self.folder, self.train_data = model, folder, train_data  # folder: a run_folder.RunFolder
+        self.saved_step = None  # the step of the last checkpoint this run wrote
+
+    def restore(self, run, sess):
+        """The resumed run's checkpoint into the session; the steps it had done (0 for a new run)."""
+        if not self.folder.checkpoint:
+            return 0
+        done = restore(sess, self.model, self.folder.checkpoint, self.train_data)
+        forget_nothing(self.model, self.folder.run_dir)
+        print(f"Resuming {self.folder.run_dir} after {run.iter_name(done)}")
+        return done
+
+    def after_step(self, run, sess, step):
+        if step.checkpoint_due:
+            step.checkpoint = self.save(sess, step.number)
+
+    def end_training(self, run, sess):
+        if self.saved_step != run.steps:  # a resumed run that had no step left to run
+            self.save(sess, run.steps)
+
+    def save(self, sess, step):
+        self.saved_step = step
+        return save(sess, self.model, self.folder.run_dir, step, self.train_data)

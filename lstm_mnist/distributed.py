@@ -29,8 +29,9 @@ import sys
 import time
 
 import data
-from lstm_mnist import checkpoints, errors, run_folder, settings
+from lstm_mnist import checkpoints, errors
 from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
+from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
 Role = collections.namedtuple("Role", ["cluster", "job", "index"])  # cluster: {"ps": [...], "worker": [...]}
@@ -250,11 +251,6 @@ class Cluster:
                 for job in ("ps", "worker") for index, host in enumerate(self.role.cluster[job])
                 if (job, index) != (self.role.job, self.role.index)]
 
-    def training_run(self, cfg, model, mnist, resume, clock):
-        if self.is_chief:
-            return ChiefRun(cfg, model, mnist, resume, clock, self)
-        return WorkerRun(self)
-
     def tell_the_ps_done(self):
         tell_the_ps_done(self.server, self.role, self.cfg)
 
@@ -388,85 +384,80 @@ class WholeLines:
 
 # ------------------------------------------------------- the worker's part
 
-class ChiefRun(run_folder.TrainingRun):
-    """The chief's TrainingRun: the run folder, validation, metrics and plots as on one process.
-    The session restored the checkpoint; checkpoints, named by the global step, are saved
-    through a plain session of the cluster (a Saver cannot save through a MonitoredSession);
-    a signal also stops the other workers."""
+class ChiefDuties(Part):
+    """The chief's part of the run, in the place of a single process's Checkpoints: the session
+    restored the checkpoint; checkpoints, named by the global step, are saved through a plain
+    session of the cluster (a Saver cannot save through a MonitoredSession); a signal also stops
+    the other workers; the run ends when the global step does; the ps is told when it is over,
+    and a stalled cluster ends in one line with the last checkpoint and how to resume."""
 
-    def __init__(self, cfg, model, mnist, resume, clock, cluster):
-        super().__init__(cfg, model, mnist, resume, clock)
-        self.cluster = cluster
+    aside = "checkpoints"
+
+    def __init__(self, cluster, model, folder):
+        self.cluster, self.model, self.folder = cluster, model, folder  # folder: a run_folder.RunFolder
         self.saving = tf1.Session(cluster.server.target, graph=model.graph,
-                                  config=worker_session_config(cluster.role, cfg))
+                                  config=worker_session_config(cluster.role, cluster.cfg))
+        self.saved_step = None
+        self.resume_command = f"the same commands with --resume={shlex.quote(folder.run_dir)} for the chief"
 
-    def __exit__(self, error_type, error, traceback):
-        try:
-            super().__exit__(error_type, error, traceback)
-        finally:
-            self.saving.close()
-            if self.times is not None:  # started: the ps is there to tell
-                self.cluster.tell_the_ps_done()
-        if isinstance(error, ClusterStalled):
-            last = checkpoints.latest_checkpoint(self.run_dir) or "none was saved yet"
-            raise TrainingError(f"{error}; last checkpoint: {last}; resume with {self.resume_command()}") from None
-
-    def restore(self, sess):
-        if self.checkpoint:
-            print(f"Resuming {self.run_dir} from {self.checkpoint} (global step {self.cluster.hook.global_step})")
+    def restore(self, run, sess):
+        if self.folder.checkpoint:
+            print(f"Resuming {self.folder.run_dir} from {self.folder.checkpoint} "
+                  f"(global step {self.cluster.hook.global_step})")
         return self.cluster.hook.global_step
 
-    def cluster_record(self):
-        return self.cluster.role.cluster
+    def going(self, run, more_steps):
+        return cluster_going(self.cluster, run.last_step)
 
-    def going(self, more_steps):
-        return cluster_going(self.cluster, self.last_step)
+    def after_step(self, run, sess, step):
+        if step.checkpoint_due:
+            step.checkpoint = self.save(step.number)
+        if step.stopping:
+            self.saving.run(self.cluster.hook.raise_flag)
 
-    def save_checkpoint(self, sess, step):
+    def end_training(self, run, sess):
+        if self.saved_step != run.steps:  # the chief's last step is not the run's last
+            self.save(run.steps)
+
+    def save(self, step):
         self.saved_step = step
-        return checkpoints.save(self.saving, self.model, self.run_dir, self.cluster.hook.global_step)
+        return checkpoints.save(self.saving, self.model, self.folder.run_dir, self.cluster.hook.global_step)
 
-    def stop_the_others(self, sess):
-        self.saving.run(self.cluster.hook.raise_flag)
+    def close(self, run, error):
+        try:
+            self.saving.close()
+        finally:
+            if run.started:  # the ps is there to tell
+                self.cluster.tell_the_ps_done()
+        if isinstance(error, ClusterStalled):
+            last = checkpoints.latest_checkpoint(self.folder.run_dir) or "none was saved yet"
+            raise TrainingError(f"{error}; last checkpoint: {last}; resume with {self.resume_command}") from None
 
-    def resume_command(self):
-        return f"the same commands with --resume={shlex.quote(self.run_dir)} for the chief"
 
-
-class WorkerRun:
-    """A non-chief worker's part of the run: it trains and prints its own lines; the chief
-    keeps the run folder."""
+class WorkerDuties(Part):
+    """A non-chief worker's part of the run: it trains and prints its own lines until the global
+    step ends the run; the chief keeps the run folder."""
 
     def __init__(self, cluster):
         self.cluster = cluster
-        self.last_step = settings.last_step(cluster.cfg)
-        self.started = False
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.started:  # the ps is there to tell
-            self.cluster.tell_the_ps_done()
-
-    def start(self, sess):
-        STOPS.defer("stopping after this step")
-        self.started = True
+    def restore(self, run, sess):
         return self.cluster.hook.global_step
 
-    def going(self, more_steps):
-        return cluster_going(self.cluster, self.last_step)
+    def going(self, run, more_steps):
+        return cluster_going(self.cluster, run.last_step)
 
-    def after_step(self, sess, step, feed, acc=None, loss=None):
-        if STOPS.requested:
-            raise Interrupted(STOPS.requested, f"as worker {self.cluster.role.index} after its step {step}: "
-                                               f"the others go on; the chief's checkpoints are in its run folder")
+    def close(self, run, error):
+        if run.started:  # the ps is there to tell
+            self.cluster.tell_the_ps_done()
 
-    def end_training(self, sess, step):
-        STOPS.now("after training: the checkpoints are in the chief's run folder")
 
-    def finish(self, sess, test_accuracy):
-        return {"test_accuracy": float(test_accuracy)}
+def worker_stop_lines(cluster):
+    """What a signal does on a non-chief worker (errors.StopOnSignal's three texts)."""
+    return ("stopping after this step",
+            lambda run, step: f"as worker {cluster.role.index} after its step {step.number}: the others go on; "
+                              f"the chief's checkpoints are in its run folder",
+            "after training: the checkpoints are in the chief's run folder")
 
 
 def cluster_going(cluster, last_step):

@@ -13,6 +13,7 @@ import sys
 import threading
 
 import data
+from lstm_mnist.part import Part
 
 
 class ConfigError(Exception):
@@ -99,6 +100,26 @@ class StopRequests:
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOPS = StopRequests()  # signals are process-wide, and so is what they do
+
+
+class StopOnSignal(Part):
+    """A run's part: while steps run, a signal is noted (`notice` says so) and stops the run after
+    the step it came in, once the parts before this one are done with that step (its checkpoint
+    saved), with Interrupted(`stopped_after(run, step)`); after training, a signal stops at once,
+    saying `after_training`."""
+
+    def __init__(self, notice, stopped_after, after_training):
+        self.notice, self.stopped_after, self.after_training = notice, stopped_after, after_training
+
+    def start(self, run, sess):
+        STOPS.defer(self.notice)  # a signal that came during the start-up stops the run here
+
+    def after_step(self, run, sess, step):
+        if step.stopping:
+            raise Interrupted(step.stopping, self.stopped_after(run, step))
+
+    def end_training(self, run, sess):
+        STOPS.now(self.after_training)
 
 
 @contextlib.contextmanager

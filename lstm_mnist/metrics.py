@@ -7,6 +7,7 @@ import sys
 
 from lstm_mnist.errors import TrainingError, cannot_write, quiet_thread_ends
 from lstm_mnist.files import write_atomically
+from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import tf, tf1
 
 METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
@@ -59,6 +60,29 @@ class RunLog:
             self.file.close()
         with contextlib.suppress(*EVENTS_ERRORS):
             self.events.close()
+
+
+class MetricsLog(Part):
+    """A run's part: the metrics log (RunLog) of every displayed or validated step."""
+
+    def __init__(self, run_dir, batch_size):
+        self.run_dir, self.batch_size, self.log = run_dir, batch_size, None
+
+    def start(self, run, sess):
+        self.log = RunLog(self.run_dir, run.model.graph, run.done, self.batch_size)
+
+    def after_step(self, run, sess, step):
+        if step.displayed or step.validation_accuracy is not None:
+            self.log.write(step.number, step.loss if step.displayed else None, step.acc if step.displayed else None,
+                           step.validation_accuracy)
+
+    def end_training(self, run, sess):
+        self.close(run, None)
+
+    def close(self, run, error):
+        if self.log:
+            self.log.close()
+            self.log = None
 
 
 # TensorFlow's events writer reports a failed write (a full disk) from its writer thread as a

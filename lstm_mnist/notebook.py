@@ -2,7 +2,7 @@
 a stop button that ends training after a whole step, leaving the model usable by the cells below."""
 import contextlib
 
-from lstm_mnist import errors, run_folder
+from lstm_mnist import divergence, errors
 from lstm_mnist.tf_setup import session_config, tf1
 
 _open_sessions = []  # the session the training cell opened last time it ran
@@ -41,8 +41,8 @@ class TrainingStop:
         return bool(self.stops.requested or self.diverged)
 
     def check_loss(self, loss, step):
-        """End the loop after this step if `loss` says training diverged (run_folder.divergence)."""
-        why = run_folder.divergence(loss, self.cfg.max_loss)
+        """End the loop after this step if `loss` says training diverged (divergence.divergence)."""
+        why = divergence.divergence(loss, self.cfg.max_loss)
         if why:
             self.diverged = f"{why} at Iter {step * self.cfg.batch_size} (step {step})"
 

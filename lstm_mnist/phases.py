@@ -8,6 +8,8 @@ import contextlib
 import os
 import time
 
+from lstm_mnist.part import Part
+
 
 def seconds_since_process_start():
     """Wall seconds since this process started (Linux's /proc), or None where that cannot be read."""
@@ -72,3 +74,14 @@ class StepTimes:
                          f"{first + 1}-{last} (left out: the first step {self.first_step:.2f} s, validation "
                          f"{self.aside['validation']:.2f} s, checkpoints {self.aside['checkpoints']:.2f} s)")
         return lines
+
+
+class TrainingSpeed(Part):
+    """At the end: the `Training time:` and `Steady state:` lines of the run's StepTimes."""
+
+    def __init__(self, batch_size):
+        self.batch_size = batch_size
+
+    def finish(self, run, sess, results):
+        for line in run.times.lines(run.train_seconds, run.done + 1, run.steps, self.batch_size):
+            print(line)

@@ -3,13 +3,17 @@
 Each figure is drawn by a function of its own (tutorial.ipynb shows them inline) and written
 whole or not at all (files.py), so a crash mid-write never leaves a half-written picture.
 """
+import importlib
 import os
+import sys
+import threading
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from lstm_mnist import metrics
 from lstm_mnist.errors import STOPS
 from lstm_mnist.files import replaced_atomically
+from lstm_mnist.part import Part
 
 PREDICTION_GRID = 48  # test digits shown in predictions.png
 READING_DIGITS = 6  # test digits shown in reading.png
@@ -32,6 +36,11 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
                 os.path.join(run_dir, "reading.png"))
 
 
+def new_figure(**size):
+    from matplotlib.figure import Figure  # here: importing this module costs nothing until it draws
+    return Figure(**size)
+
+
 def digits_to_show(predicted, true, count=PREDICTION_GRID):
     """Indices of the first test digits the model gets right, then its first mistakes
     (up to a third of the grid), so that the grid shows both."""
@@ -50,7 +59,7 @@ def curves_figure(rows):
     "" where a row has no value)."""
     logged = [r for r in rows if r["minibatch_loss"] != ""]
     validated = [r for r in rows if r["validation_accuracy"] != ""]
-    fig = Figure(figsize=(11, 4))
+    fig = new_figure(figsize=(11, 4))
     loss_ax, acc_ax = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.99, "top": 0.92, "bottom": 0.12})
     loss_ax.plot([int(r["examples"]) for r in logged], [float(r["minibatch_loss"]) for r in logged],
                  label="minibatch")
@@ -84,7 +93,7 @@ def predictions_figure(images, predicted, true, columns=8):
     """A grid of digits labelled 'predicted (true)'; wrong ones in red."""
     canvas, offsets = montage(images.reshape(-1, 28, 28), columns, gap=12)
     rows = -(-len(images) // columns)
-    fig = Figure(figsize=(columns * 1.2, rows * 1.4))
+    fig = new_figure(figsize=(columns * 1.2, rows * 1.4))
     ax = fig.subplots(gridspec_kw={"left": 0.01, "right": 0.99, "top": 1 - 0.6 / (rows * 1.4), "bottom": 0.01})
     ax.imshow(canvas, cmap="gray_r")
     for (top, left), p, t in zip(offsets, predicted, true, strict=True):
@@ -103,7 +112,7 @@ def confusion_matrix(predicted, true, n_classes=10):
 
 def confusion_figure(predicted, true):
     matrix = confusion_matrix(predicted, true)
-    fig = Figure(figsize=(6.5, 5.5))
+    fig = new_figure(figsize=(6.5, 5.5))
     ax = fig.subplots(gridspec_kw={"left": 0.1, "right": 1.0, "top": 0.88, "bottom": 0.1})
     im = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (t, p), count in np.ndenumerate(matrix):
@@ -122,7 +131,7 @@ def reading_figure(images, step_probabilities, true):
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
     height = 1.8 * n_digits + 0.6  # inches; the margins below are fixed in inches too
-    fig = Figure(figsize=(12, height))
+    fig = new_figure(figsize=(12, height))
     grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6, left=0.01, right=0.97,
                             top=1 - 0.75 / height, bottom=0.55 / height)
     for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
@@ -150,3 +159,26 @@ def reading_figure(images, step_probabilities, true):
             ax.set_xlabel("rows read")
     fig.suptitle("How the LSTM reads: its answer after each row of the image", y=1 - 0.2 / height)
     return fig
+
+
+class Plots(Part):
+    """A run's part: its PNGs (write_run_plots) at the end. Failing to write them (a full disk)
+    is a warning: the run itself is saved."""
+
+    def __init__(self, test, run_dir):
+        self.test, self.run_dir = test, run_dir
+
+    def start(self, run, sess):
+        # matplotlib's import (a second) goes on beside the training, not after it
+        threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
+
+    def finish(self, run, sess, results):
+        probabilities = run.model.reading.probabilities
+        try:
+            write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
+                            self.test, results["predicted"],
+                            lambda images: sess.run(probabilities, run.model.feed(images)))
+        except OSError as e:
+            print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
+                  f"metrics and events are saved", file=sys.stderr)
+        run.clock.mark("plots")

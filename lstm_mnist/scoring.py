@@ -5,6 +5,7 @@ import numpy as np
 
 from lstm_mnist import reading
 from lstm_mnist.errors import STOPS
+from lstm_mnist.part import Part
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
 
@@ -41,3 +42,39 @@ def score_full_test_set(sess, model, mnist):
 def classify(sess, model, pixels):
     """The ten class probabilities of one image row (1, 784)."""
     return sess.run(model.probabilities, model.feed(pixels))[0]
+
+
+# ------------------------------------------------------------ the run's parts
+
+class Validation(Part):
+    """Accuracy on the validation set every eval_every steps, printed; a sweep's trial (judged by
+    its last step) is validated `at_the_last_step` too."""
+
+    aside = "validation"
+
+    def __init__(self, cfg, validation, at_the_last_step=False):
+        self.every, self.batch_size = cfg.eval_every, cfg.batch_size
+        self.validation, self.at_the_last_step = validation, at_the_last_step
+
+    def after_step(self, run, sess, step):
+        number = step.number
+        due = self.every and (number % self.every == 0 or (self.at_the_last_step and number == run.last_step))
+        if due and self.validation.num_examples:
+            step.validation_accuracy = accuracy = evaluate(sess, run.model, self.validation).accuracy
+            print(f"Validation Accuracy= {accuracy:.5f} ({self.validation.num_examples} images) "
+                  f"at Iter {number * self.batch_size}")
+
+
+class FullTestSet(Part):
+    """At the end, beyond the tutorial's 128 images: every test image (score_full_test_set). What
+    comes after it (the timing lines, the `plots`, if on) takes no time a signal should wait for."""
+
+    def __init__(self, mnist, run_dir, plots):
+        self.mnist, self.run_dir, self.plots = mnist, run_dir, plots
+
+    def finish(self, run, sess, results):
+        full = score_full_test_set(sess, run.model, self.mnist)
+        run.clock.mark("scoring")
+        results.update(full_test_accuracy=full.accuracy, full_test_loss=full.loss, predicted=full.predicted)
+        STOPS.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events are "
+                  f"saved in {self.run_dir}")

@@ -18,6 +18,7 @@ import types
 
 from lstm_mnist import errors, settings
 from lstm_mnist.files import write_atomically
+from lstm_mnist.part import Part
 
 RESULT = "result.json"  # what a trial's child process leaves in its run folder for the sweep
 
@@ -149,9 +150,9 @@ class Pruned(Exception):
     """Optuna's pruner stopped this trial: its validation accuracy is not worth more steps."""
 
 
-class TrialHooks:
-    """What TrainingRun calls in a trial's child process: the run folder's name, and each
-    validation accuracy, reported to the study; raises Pruned when the pruner says stop."""
+class TrialReport(Part):
+    """A run's part in a trial's child process: the run folder's name, and each validation
+    accuracy, reported to the study; raises Pruned when the pruner says stop."""
 
     def __init__(self, trial):
         self.trial = trial
@@ -161,14 +162,16 @@ class TrialHooks:
         self.accuracy = None  # the last validation accuracy reported
         self.steps = 0  # the step it was reported at
 
-    def after_validation(self, step, accuracy, examples, last):
-        """Report the accuracy of `step`; before the `last` step, stop if the pruner says so (at the
-        last, the trial is done: pruning it would save nothing)."""
-        self.accuracy, self.steps = accuracy, step
-        self.trial.report(accuracy, step)
-        if not last and self.trial.should_prune():
-            raise Pruned(f"pruned after Iter {examples} (step {step}): validation accuracy {accuracy:.5f} is below "
-                         f"what the other trials had reached there")
+    def after_step(self, run, sess, step):
+        """Report the step's validation accuracy, where it has one; before the last step, stop if the
+        pruner says so (at the last, the trial is done: pruning it would save nothing)."""
+        if step.validation_accuracy is None:
+            return
+        self.accuracy, self.steps = step.validation_accuracy, step.number
+        self.trial.report(self.accuracy, step.number)
+        if step.number != run.last_step and self.trial.should_prune():
+            raise Pruned(f"pruned after {run.iter_name(step.number)}: validation accuracy "
+                         f"{self.accuracy:.5f} is below what the other trials had reached there")
 
 
 def write_result(run_dir, result):

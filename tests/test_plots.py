@@ -41,9 +41,9 @@ def test_ctrl_c_while_writing_plots_says_what_is_saved(tmp_path):
 def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_path, capsys, monkeypatch):
     def no_space(*args, **kwargs):  # filling a disk exactly between training and the plots is not practical
         raise OSError(28, "No space left on device")
-    from lstm_mnist import plots
+    from matplotlib.figure import Figure
 
-    monkeypatch.setattr(plots.Figure, "savefig", no_space)
+    monkeypatch.setattr(Figure, "savefig", no_space)
     results = script.train(tiny_config(tmp_path, training_iters=1500, plots=True), mnist)
     out, err = capsys.readouterr()
     assert err == (f"warning: could not write the plots in {results['run_dir']} (No space left on device); "

@@ -82,7 +82,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tiny_run_copy, capsys):
 def test_a_new_run_stopped_before_training_leaves_no_folder(mnist, tmp_path, monkeypatch):
     def interrupted(self, sess):
         raise errors.Interrupted(signal.SIGINT, errors.STOPS.what)
-    monkeypatch.setattr(script.run_folder.TrainingRun, "start", interrupted)
+    monkeypatch.setattr(script.runs.Run, "start", interrupted)
     with pytest.raises(errors.Interrupted, match="before training started: nothing was saved"):
         script.train(tiny_config(tmp_path), mnist)
     assert os.listdir(tmp_path / "runs") == []
