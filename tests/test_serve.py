@@ -203,7 +203,7 @@ def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
                                rf"\(Ctrl-C to stop\)\n", line)
         assert address, line + process.stderr.read() if process.poll() is not None else line
         with urllib.request.urlopen(address.group(1) + "/", timeout=TIMEOUT) as response:
-            assert response.status == 200
+            assert response.status == 200 and b"<canvas" in response.read()  # read whole: the client did not hang up
         process.send_signal(signum)
         _, err = process.communicate(timeout=TIMEOUT)
     finally:

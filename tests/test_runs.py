@@ -1,0 +1,132 @@
+"""A run as the loop sees it: its parts' hooks, in the order of the list, on one part each."""
+import types
+
+import pytest
+from conftest import tiny_config
+
+import train_lstm_mnist as script
+from lstm_mnist import phases, runs, tuning
+from lstm_mnist.errors import TrainingError
+from lstm_mnist.part import Part
+
+
+class Recorder(Part):
+    """A part that writes down each hook it is called with, and what it saw."""
+
+    def __init__(self, name, calls, going=None):
+        self.name, self.calls, self.says_going = name, calls, going
+
+    def start(self, run, sess):
+        self.calls.append((self.name, "start", run.done))
+
+    def going(self, run, more_steps):
+        self.calls.append((self.name, "going", more_steps))
+        return more_steps if self.says_going is None else self.says_going
+
+    def after_step(self, run, sess, step):
+        self.calls.append((self.name, "after_step", step.number, step.displayed, step.checkpoint_due))
+        step.validation_accuracy = step.number / 10  # what the parts after it see
+
+    def end_training(self, run, sess):
+        self.calls.append((self.name, "end_training", run.steps))
+
+    def finish(self, run, sess, results):
+        self.calls.append((self.name, "finish", sorted(results)))
+        results[self.name] = True
+
+    def close(self, run, error):
+        self.calls.append((self.name, "close", type(error).__name__ if error else None))
+
+
+def a_run(tmp_path, parts, done=5, **overrides):
+    cfg = tiny_config(tmp_path, training_iters=900, display_step=2, checkpoint_every=3, **overrides)
+    return runs.Run(cfg, None, phases.PhaseClock(), lambda run, sess: done, parts)
+
+
+def test_every_hook_reaches_every_part_in_the_lists_order_and_close_goes_last_first(tmp_path):
+    calls = []
+    with a_run(tmp_path, [Recorder("a", calls), Recorder("b", calls, going=False)]) as run:
+        assert run.start(None) == 5
+        assert run.going(True) is False  # each part says on what the parts before it said
+        run.after_step(None, 6, {})
+        run.end_training(None, 7)
+        results = run.finish(None, 0.5)
+    assert calls == [("a", "start", 5), ("b", "start", 5),
+                     ("a", "going", True), ("b", "going", True),
+                     ("a", "after_step", 6, True, True), ("b", "after_step", 6, True, True),
+                     ("a", "end_training", 6), ("b", "end_training", 6),
+                     ("a", "finish", ["steps", "test_accuracy", "train_seconds"]),
+                     ("b", "finish", ["a", "steps", "test_accuracy", "train_seconds"]),
+                     ("b", "close", None), ("a", "close", None)]
+    assert results["test_accuracy"] == 0.5 and results["steps"] == 6 and results["a"] and results["b"]
+    assert set(run.clock.seconds) >= {"session", "training"}
+
+
+def test_a_step_is_displayed_and_checkpointed_on_the_settings_schedule(tmp_path):
+    calls = []
+    with a_run(tmp_path, [Recorder("a", calls)], done=0) as run:  # display_step 2, checkpoint_every 3, last step 8
+        run.start(None)
+        for number in range(1, 9):
+            run.after_step(None, number, {})
+    assert [call[2:] for call in calls if call[1] == "after_step"] == [
+        (1, False, False), (2, True, False), (3, False, True), (4, True, False),
+        (5, False, False), (6, True, True), (7, False, False), (8, True, True)]
+
+
+def test_a_part_sees_what_the_parts_before_it_found_out_in_the_step(tmp_path):
+    seen = []
+
+    class Reader(Part):
+        def after_step(self, run, sess, step):
+            seen.append(step.validation_accuracy)
+    with a_run(tmp_path, [Reader(), Recorder("a", []), Reader()]) as run:
+        run.start(None)
+        run.after_step(None, 6, {})
+    assert seen == [None, 0.6]
+
+
+def test_an_error_ends_the_run_and_every_part_closes_with_it_even_when_one_raises_another(tmp_path):
+    calls = []
+
+    class Translator(Recorder):
+        def close(self, run, error):
+            super().close(run, error)
+            raise TrainingError(f"said in one line: {error}")
+    with pytest.raises(TrainingError, match="said in one line: step 3 failed"):
+        with a_run(tmp_path, [Recorder("a", calls), Translator("t", calls), Recorder("b", calls)]) as run:
+            run.start(None)
+            raise RuntimeError("step 3 failed")
+    assert calls[-3:] == [("b", "close", "RuntimeError"), ("t", "close", "RuntimeError"),
+                          ("a", "close", "TrainingError")]
+    assert run.started  # the error came after the start: the parts can tell (a new run folder is kept)
+
+
+def test_a_parts_step_time_counts_as_its_aside_and_not_as_training(tmp_path):
+    import time
+
+    class Slow(Part):
+        aside = "validation"
+
+        def after_step(self, run, sess, step):
+            end = time.perf_counter() + 0.05
+            while time.perf_counter() < end:
+                pass
+    with a_run(tmp_path, [Slow()], done=0) as run:
+        run.start(None)
+        run.after_step(None, 1, {})
+        run.after_step(None, 2, {})  # the first step's aside is left out with the first step
+    assert 0.05 <= run.times.aside["validation"] < 0.5 and run.times.aside["checkpoints"] == 0
+
+
+def test_each_kind_of_run_has_its_list_of_parts(tmp_path, mnist):
+    def parts_of(cfg, trial=None):
+        with runs.new_run(cfg, model, mnist, None, phases.PhaseClock(), trial=trial) as run:
+            return [type(part).__name__ for part in run.parts], run.parts[0].run_dir
+    cfg = tiny_config(tmp_path, plots=True)
+    model = script.build_graph(cfg)
+    single = ["RunFolder", "DivergenceStop", "Validation", "MetricsLog", "Checkpoints", "StopOnSignal",
+              "FullTestSet", "TrainingSpeed", "Plots", "ClosingLines"]
+    assert parts_of(cfg)[0] == single
+    assert parts_of(tiny_config(tmp_path, plots=False))[0] == [name for name in single if name != "Plots"]
+    names, run_dir = parts_of(cfg, tuning.TrialReport(types.SimpleNamespace(number=3)))
+    assert names == single[:4] + ["TrialReport"] + single[4:] and run_dir.endswith("trial-0003")
