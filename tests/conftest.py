@@ -4,9 +4,11 @@ import gzip
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -159,6 +161,20 @@ def tiny_run_copy(tiny_run, tmp_path):
 def start(*command):
     return subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
+
+
+def wait_for_signal_state(process, signum, field, present, limit_s=30):
+    """Wait until `signum` is (`present`) or is not in the `field` mask of the process's
+    /proc/PID/status: "SigCgt" (it has a handler), "ShdPnd" (sent, not yet delivered)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and process.poll() is None:
+        with open(f"/proc/{process.pid}/status") as status:
+            mask = int(next(line for line in status if line.startswith(field + ":")).split()[1], 16)
+        if bool(mask >> (signum - 1) & 1) == present:
+            return
+        time.sleep(0.01)  # a poll, not a wait for readiness
+    raise AssertionError(f"{signal.Signals(signum).name} {'not ' if present else ''}in {field} after {limit_s} s "
+                         f"(exit code {process.poll()})")
 
 
 def interrupt_after(process, signum, printed):

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SCRIPT, interrupt_after, logged_steps, start
+from conftest import ROOT, SCRIPT, interrupt_after, logged_steps, start, wait_for_signal_state
 
 from lstm_mnist import errors
 
@@ -66,6 +66,17 @@ def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
         assert stops.pending is None and signal.getsignal(signal.SIGTERM) == stops.handle  # the next run starts clean
 
 
+def wait_for_the_main_thread_to_sleep(process, limit_s=60):
+    """Wait until the process's main thread sleeps (state S in /proc/PID/task/PID/stat)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and process.poll() is None:
+        with open(f"/proc/{process.pid}/task/{process.pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "S":
+                return
+        time.sleep(0.005)  # a poll, not a wait for readiness
+    raise AssertionError(f"the main thread did not sleep within {limit_s} s")
+
+
 @pytest.mark.slow
 def test_a_second_signal_during_a_long_step_quits_at_once(tmp_path):
     """A step of a large batch holds the main thread for seconds, so no Python handler can run in it:
@@ -75,16 +86,13 @@ def test_a_second_signal_during_a_long_step_quits_at_once(tmp_path):
     started = time.monotonic()
     while not process.stdout.readline().startswith("Iter 10000,"):  # step 1 is done: step 2 is running
         assert process.poll() is None and time.monotonic() - started < 240, process.stderr.read()
-    step_started = time.monotonic()
-    time.sleep(0.3)
+    wait_for_the_main_thread_to_sleep(process)  # in step 2's session run: Python code runs in no other wait here
     process.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    wait_for_signal_state(process, signal.SIGINT, "ShdPnd", False)  # delivered: the next one is a second signal
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=240)
-    quit_after = time.monotonic() - step_started
     assert process.returncode == 130, err
     assert err == "SIGINT again: quitting at once, without saving (the last checkpoint saved stays intact)\n"
     assert "Iter 20000," not in out  # step 2 never finished
     (run_dir,) = [str(p) for p in tmp_path.iterdir()]
     assert not [name for name in os.listdir(run_dir) if name.startswith("model.ckpt")]
-    print(f"quit {quit_after:.1f} s after step 2 began")
