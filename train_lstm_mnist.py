@@ -117,7 +117,8 @@ def train(cfg, mnist=None, resume=None, role=None, trial=None):
     cluster (lstm_mnist/distributed.py), which runs this same loop on its shard;
     `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py).
     """
-    errors.STOPS.now("before training started: nothing was saved")
+    stops = errors.STOPS  # Beyond the tutorial: what a signal does (process-wide), handed to the run
+    stops.now("before training started: nothing was saved")
     clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
     cluster = distributed.Cluster(role, cfg) if role else None
     mnist = load_mnist(cfg, mnist)
@@ -131,7 +132,7 @@ def train(cfg, mnist=None, resume=None, role=None, trial=None):
 
     # Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops, the run
     # folder, ...: a list of parts, lstm_mnist/runs.py)
-    with runs.new_run(cfg, model, mnist, resume, clock, cluster, trial) as run, \
+    with runs.new_run(cfg, model, mnist, resume, clock, stops, cluster, trial) as run, \
             session(cfg, model, cluster, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
         # Keep training until reach max iterations (beyond the tutorial: in a cluster, until the global step does)
@@ -183,7 +184,7 @@ def main(argv=None):
             return launch.run_local_cluster(arguments.local_cluster, argv, __file__, cfg.cluster_timeout)
         role = distributed.role_of(arguments)
         if role and role.job == "ps":
-            return distributed.run_ps(role, cfg.cluster_timeout)
+            return distributed.run_ps(role, cfg.cluster_timeout, errors.STOPS)
         train(cfg, resume=checkpoint, role=role)
     return errors.run_entry_point(train_from_command_line)
 

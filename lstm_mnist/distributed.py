@@ -136,15 +136,16 @@ def worker_session_config(role, cfg):
 
 # --------------------------------------------------------------------- ps
 
-def run_ps(role, timeout):
+def run_ps(role, timeout, stops):
     """Hold the variables until every worker says it is done, or until no worker that is not
-    done has accepted a connection for `timeout` seconds (they died without saying so)."""
+    done has accepted a connection for `timeout` seconds (they died without saying so), or a
+    signal (`stops`, the entry point's errors.StopRequests) ends it."""
     write_whole_lines(role)
     server = start_server(role)
     workers = role.cluster["worker"]
     print(f"ps {role.index}: holding the variables at {role.cluster['ps'][role.index]} "
           f"until the {len(workers)} workers are done")
-    STOPS.defer()  # honoured between the waits below
+    stops.defer()  # honoured between the waits below
     with tf.Graph().as_default():
         dequeue = done_queue(role.index, len(workers)).dequeue()
         # Short waits, so that a signal is seen between them (Python cannot act while TF blocks).
@@ -152,8 +153,8 @@ def run_ps(role, timeout):
         with tf1.Session(server.target) as sess:
             done, last_seen = set(), dict.fromkeys(range(len(workers)), time.monotonic())
             while len(done) < len(workers):
-                if STOPS.requested:
-                    raise Interrupted(STOPS.requested, f"as ps {role.index}: the workers lose their variables; "
+                if stops.requested:
+                    raise Interrupted(stops.requested, f"as ps {role.index}: the workers lose their variables; "
                                                        f"the chief's checkpoints are in its run folder")
                 try:
                     done.add(int(sess.run(dequeue, options=poll)))

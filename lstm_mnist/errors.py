@@ -99,7 +99,8 @@ class StopRequests:
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STOPS = StopRequests()  # signals are process-wide, and so is what they do
+STOPS = StopRequests()  # signals are process-wide, and so is what they do. The entry points set its phases and
+# hand it to the run (runs.Run.stops), whose parts set theirs through it; other code only checks it.
 
 
 class StopOnSignal(Part):
@@ -112,14 +113,14 @@ class StopOnSignal(Part):
         self.notice, self.stopped_after, self.after_training = notice, stopped_after, after_training
 
     def start(self, run, sess):
-        STOPS.defer(self.notice)  # a signal that came during the start-up stops the run here
+        run.stops.defer(self.notice)  # a signal that came during the start-up stops the run here
 
     def after_step(self, run, sess, step):
         if step.stopping:
             raise Interrupted(step.stopping, self.stopped_after(run, step))
 
     def end_training(self, run, sess):
-        STOPS.now(self.after_training)
+        run.stops.now(self.after_training)
 
 
 @contextlib.contextmanager

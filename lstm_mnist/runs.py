@@ -12,12 +12,13 @@ import shlex
 import sys
 
 from lstm_mnist import checkpoints, distributed, divergence, metrics, phases, plots, run_folder, scoring, settings
-from lstm_mnist.errors import STOPS, StopOnSignal
+from lstm_mnist.errors import StopOnSignal
 from lstm_mnist.part import Step
 
 
-def new_run(cfg, model, mnist, resume, clock, cluster=None, trial=None):
-    """The run for this process: one process (with `trial`, a sweep's trial), or a cluster's worker.
+def new_run(cfg, model, mnist, resume, clock, stops, cluster=None, trial=None):
+    """The run for this process: one process (with `trial`, a sweep's trial), or a cluster's worker;
+    `stops` (errors.StopRequests) are the signals the entry point handles.
 
     Order matters in two places, and the lists keep it:
     - after a step: the loss is checked before anything is saved; validation comes before the
@@ -30,7 +31,8 @@ def new_run(cfg, model, mnist, resume, clock, cluster=None, trial=None):
     """
     if cluster and not cluster.is_chief:  # it trains and prints its own lines; the chief keeps the run folder
         duties = distributed.WorkerDuties(cluster)
-        return Run(cfg, model, clock, duties.restore, [duties, StopOnSignal(*distributed.worker_stop_lines(cluster))])
+        return Run(cfg, model, clock, stops, duties.restore,
+                   [duties, StopOnSignal(*distributed.worker_stop_lines(cluster))])
     folder = run_folder.RunFolder(cfg, resume, trial and trial.run_name, cluster and cluster.role.cluster)
     if cluster:  # the session restored the checkpoint; checkpoints are saved through the cluster
         keeper = distributed.ChiefDuties(cluster, model, folder)
@@ -50,7 +52,7 @@ def new_run(cfg, model, mnist, resume, clock, cluster=None, trial=None):
              phases.TrainingSpeed(cfg.batch_size),
              *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
              run_folder.ClosingLines(folder.run_dir)]
-    return Run(cfg, model, clock, keeper.restore, parts)
+    return Run(cfg, model, clock, stops, keeper.restore, parts)
 
 
 class Run:
@@ -58,12 +60,14 @@ class Run:
     `parts` (part.Part) do the rest. Used as a context manager, it closes the parts, the last
     first, however the block ends.
 
-    What the parts may read: cfg, model, clock, last_step, iter_name(); from start on, done and
-    times (phases.StepTimes); from end_training on, steps and train_seconds.
+    What the parts may use: cfg, model, clock, stops, last_step, iter_name(); from start on, done
+    and times (phases.StepTimes); from end_training on, steps and train_seconds. `stops` is the
+    only way a part says what a signal does in its phase.
     """
 
-    def __init__(self, cfg, model, clock, restore, parts):
+    def __init__(self, cfg, model, clock, stops, restore, parts):
         self.cfg, self.model, self.clock = cfg, model, clock  # clock: a phases.PhaseClock
+        self.stops = stops  # errors.StopRequests
         self.restore, self.parts = restore, parts
         self.last_step = settings.last_step(cfg)
         self.done = self.times = None
@@ -104,7 +108,7 @@ class Run:
     def after_step(self, sess, number, feed, acc=None, loss=None):
         """Validation, metrics, checkpoints and stop requests after a step; `acc` and `loss`
         are the minibatch's, where the loop computed them."""
-        cfg, stopping = self.cfg, STOPS.requested  # a signal arriving later waits for the next step
+        cfg, stopping = self.cfg, self.stops.requested  # a signal arriving later waits for the next step
         step = Step(number, feed, acc, loss, displayed=number % cfg.display_step == 0, stopping=stopping,
                     checkpoint_due=number % cfg.checkpoint_every == 0 or number == self.last_step or bool(stopping))
         for part in self.parts:

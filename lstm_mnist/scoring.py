@@ -76,5 +76,5 @@ class FullTestSet(Part):
         full = score_full_test_set(sess, run.model, self.mnist)
         run.clock.mark("scoring")
         results.update(full_test_accuracy=full.accuracy, full_test_loss=full.loss, predicted=full.predicted)
-        STOPS.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events are "
+        run.stops.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events are "
                   f"saved in {self.run_dir}")

@@ -66,15 +66,20 @@ def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
         assert stops.pending is None and signal.getsignal(signal.SIGTERM) == stops.handle  # the next run starts clean
 
 
-def wait_for_the_main_thread_to_sleep(process, limit_s=60):
-    """Wait until the process's main thread sleeps (state S in /proc/PID/task/PID/stat)."""
-    deadline = time.monotonic() + limit_s
+def wait_for_the_main_thread_to_sleep(process, for_s=0.3, limit_s=60):
+    """Wait until the process's main thread has slept (state S in /proc/PID/task/PID/stat) for
+    `for_s` on end: in a session run of seconds, not in the short waits between steps (flushing
+    the events file, the GIL)."""
+    deadline, asleep_since = time.monotonic() + limit_s, None
     while time.monotonic() < deadline and process.poll() is None:
         with open(f"/proc/{process.pid}/task/{process.pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "S":
-                return
+            asleep = stat.read().rsplit(")", 1)[1].split()[0] == "S"
+        now = time.monotonic()
+        asleep_since = (asleep_since or now) if asleep else None
+        if asleep_since and now - asleep_since >= for_s:
+            return
         time.sleep(0.005)  # a poll, not a wait for readiness
-    raise AssertionError(f"the main thread did not sleep within {limit_s} s")
+    raise AssertionError(f"the main thread did not sleep for {for_s} s within {limit_s} s")
 
 
 @pytest.mark.slow

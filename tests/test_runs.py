@@ -1,11 +1,12 @@
 """A run as the loop sees it: its parts' hooks, in the order of the list, on one part each."""
+import signal
 import types
 
 import pytest
 from conftest import tiny_config
 
 import train_lstm_mnist as script
-from lstm_mnist import phases, runs, tuning
+from lstm_mnist import errors, phases, runs, tuning
 from lstm_mnist.errors import TrainingError
 from lstm_mnist.part import Part
 
@@ -38,9 +39,9 @@ class Recorder(Part):
         self.calls.append((self.name, "close", type(error).__name__ if error else None))
 
 
-def a_run(tmp_path, parts, done=5, **overrides):
+def a_run(tmp_path, parts, done=5, stops=None, **overrides):
     cfg = tiny_config(tmp_path, training_iters=900, display_step=2, checkpoint_every=3, **overrides)
-    return runs.Run(cfg, None, phases.PhaseClock(), lambda run, sess: done, parts)
+    return runs.Run(cfg, None, phases.PhaseClock(), stops or errors.StopRequests(), lambda run, sess: done, parts)
 
 
 def test_every_hook_reaches_every_part_in_the_lists_order_and_close_goes_last_first(tmp_path):
@@ -101,6 +102,19 @@ def test_an_error_ends_the_run_and_every_part_closes_with_it_even_when_one_raise
     assert run.started  # the error came after the start: the parts can tell (a new run folder is kept)
 
 
+def test_a_stop_noted_by_the_runs_own_stop_requests_ends_the_run_after_the_parts_did_the_step(tmp_path):
+    calls, stops = [], errors.StopRequests()
+    stop = errors.StopOnSignal("noted", lambda run, step: f"after step {step.number}", "after training")
+    with a_run(tmp_path, [Recorder("a", calls), stop], stops=stops) as run:
+        run.start(None)
+        assert stops.deferred and stops.notice == "noted"
+        stops.requested = signal.SIGTERM  # what its handler notes while steps run
+        with pytest.raises(errors.Interrupted, match="^Interrupted by SIGTERM after step 4$"):
+            run.after_step(None, 4, {})
+    assert calls[-2] == ("a", "after_step", 4, True, True)  # the step's parts ran, with a checkpoint due
+    assert errors.STOPS.requested is None and not errors.STOPS.deferred  # the process's global is untouched
+
+
 def test_a_parts_step_time_counts_as_its_aside_and_not_as_training(tmp_path):
     import time
 
@@ -120,7 +134,7 @@ def test_a_parts_step_time_counts_as_its_aside_and_not_as_training(tmp_path):
 
 def test_each_kind_of_run_has_its_list_of_parts(tmp_path, mnist):
     def parts_of(cfg, trial=None):
-        with runs.new_run(cfg, model, mnist, None, phases.PhaseClock(), trial=trial) as run:
+        with runs.new_run(cfg, model, mnist, None, phases.PhaseClock(), errors.StopRequests(), trial=trial) as run:
             return [type(part).__name__ for part in run.parts], run.parts[0].run_dir
     cfg = tiny_config(tmp_path, plots=True)
     model = script.build_graph(cfg)
