@@ -192,8 +192,17 @@ class Cluster:
         self.server = start_server(role)
         self.device = tf1.train.replica_device_setter(worker_device=f"/job:worker/task:{role.index}",
                                                       cluster=tf1.train.ClusterSpec(role.cluster))
-        self.sync_optimizer = None  # set by replicated(), for its session hook
+        self.sync_optimizer = None  # made by replicated(), for the session's hook
+        self.hook = None  # the session's ClusterHook, made with it by session()
         write_whole_lines(role)
+
+    def replicated(self, optimizer):
+        """`optimizer` wrapped in SyncReplicasOptimizer for synchronous updates (one update per
+        step, from every worker's gradient), as it is for asynchronous ones."""
+        if self.sync:
+            self.sync_optimizer = tf1.train.SyncReplicasOptimizer(optimizer, replicas_to_aggregate=self.workers,
+                                                                  total_num_replicas=self.workers)
+        return self.sync_optimizer or optimizer
 
     def own_part(self, mnist):
         """`mnist` with this worker's shard as its training set: examples i, i + W, ... of worker i
@@ -291,13 +300,8 @@ class ClusterHook(tf1.train.SessionRunHook):
 
 
 def replicated(optimizer, cluster):
-    """The optimizer as the cluster needs it: wrapped in SyncReplicasOptimizer for synchronous
-    updates, as it is otherwise (and on one machine)."""
-    if cluster is None or not cluster.sync:
-        return optimizer
-    cluster.sync_optimizer = tf1.train.SyncReplicasOptimizer(optimizer, replicas_to_aggregate=cluster.workers,
-                                                             total_num_replicas=cluster.workers)
-    return cluster.sync_optimizer
+    """The optimizer as the cluster needs it (Cluster.replicated), or as it is on one machine."""
+    return cluster.replicated(optimizer) if cluster else optimizer
 
 
 def wait_until(not_ready, timeout, waiting_line, give_up):
