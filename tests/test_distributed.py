@@ -315,4 +315,8 @@ def test_sigterm_to_the_launcher_ends_a_cluster_whose_step_is_blocked(tmp_path):
     code, out, err = finished(launcher, 30)
     assert time.monotonic() - signalled_at < launch.AFTER_A_SIGNAL_S + launch.GRACE_S + 2
     assert code != 0
-    assert re.search(r"^Local cluster: stopping .*worker 0.*, still running after the signal$", err, re.M), err
+    stopping = re.search(r"^Local cluster: stopping (.*), still running after the signal$", err, re.M)
+    assert stopping and "worker 1" in stopping.group(1), err  # the stopped worker is stopped by the launcher
+    # The chief is blocked in its step, and stopped too; unless worker 1's gradient for that step was already on its
+    # way, and then the chief honours the signal itself, with its checkpoint.
+    assert "worker 0" in stopping.group(1) or re.search(r"^Interrupted by SIGTERM after Iter \d+ ", err, re.M), err
