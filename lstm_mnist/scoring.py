@@ -66,8 +66,8 @@ class Validation(Part):
 
 
 class FullTestSet(Part):
-    """At the end, beyond the tutorial's 128 images: every test image (score_full_test_set). What
-    comes after it (the timing lines, the `plots`, if on) takes no time a signal should wait for."""
+    """At the end, beyond the tutorial's 128 images: every test image (score_full_test_set). Then it
+    says what a signal would stop next: the `plots`, if on (the timing lines before them take no time)."""
 
     def __init__(self, mnist, run_dir, plots):
         self.mnist, self.run_dir, self.plots = mnist, run_dir, plots
@@ -76,5 +76,5 @@ class FullTestSet(Part):
         full = score_full_test_set(sess, run.model, self.mnist)
         run.clock.mark("scoring")
         results.update(full_test_accuracy=full.accuracy, full_test_loss=full.loss, predicted=full.predicted)
-        run.stops.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events are "
-                  f"saved in {self.run_dir}")
+        run.stops.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events "
+                      f"are saved in {self.run_dir}")
