@@ -185,13 +185,15 @@ def remove_half_written(run_dir):
 # ------------------------------------------------------------- the run's part
 
 class Checkpoints(Part):
-    """A single process's checkpoints: the resumed one restored at the start (with the data
-    position), one every checkpoint_every steps, at the last step and on a stop request."""
+    """A run's checkpoints: one every checkpoint_every steps, at the last step and on a stop
+    request; on one process, the resumed one is restored at the start (with the data position).
+    `write(sess, step)` saves one and returns its path (a cluster's chief saves its own way)."""
 
     aside = "checkpoints"
 
-    def __init__(self, model, folder, train_data):
+    def __init__(self, model, folder, train_data, write=None):
         self.model, self.folder, self.train_data = model, folder, train_data  # folder: a run_folder.RunFolder
+        self.write = write or (lambda sess, step: save(sess, model, folder.run_dir, step, train_data))
         self.saved_step = None  # the step of the last checkpoint this run wrote
 
     def restore(self, run, sess):
@@ -208,9 +210,9 @@ class Checkpoints(Part):
             step.checkpoint = self.save(sess, step.number)
 
     def end_training(self, run, sess):
-        if self.saved_step != run.steps:  # a resumed run that had no step left to run
+        if self.saved_step != run.steps:  # a resumed run with no step left; a chief whose last step is not the run's
             self.save(sess, run.steps)
 
     def save(self, sess, step):
         self.saved_step = step
-        return save(sess, self.model, self.folder.run_dir, step, self.train_data)
+        return self.write(sess, step)

@@ -390,19 +390,16 @@ class WholeLines:
 # ------------------------------------------------------- the worker's part
 
 class ChiefDuties(Part):
-    """The chief's part of the run, in the place of a single process's Checkpoints: the session
-    restored the checkpoint; checkpoints, named by the global step, are saved through a plain
-    session of the cluster (a Saver cannot save through a MonitoredSession); a signal also stops
-    the other workers; the run ends when the global step does; the ps is told when it is over,
-    and a stalled cluster ends in one line with the last checkpoint and how to resume."""
-
-    aside = "checkpoints"
+    """The chief's part of the run: the session restored the checkpoint; checkpoints, named by the
+    global step, are saved through a plain session of the cluster (`save`, for the run's
+    Checkpoints: a Saver cannot save through a MonitoredSession); a signal also stops the other
+    workers; the run ends when the global step does; the ps is told when it is over, and a
+    stalled cluster ends in one line with the last checkpoint and how to resume."""
 
     def __init__(self, cluster, model, folder):
         self.cluster, self.model, self.folder = cluster, model, folder  # folder: a run_folder.RunFolder
         self.saving = tf1.Session(cluster.server.target, graph=model.graph,
                                   config=worker_session_config(cluster.role, cluster.cfg))
-        self.saved_step = None
         self.resume_command = f"the same commands with --resume={shlex.quote(folder.run_dir)} for the chief"
 
     def restore(self, run, sess):
@@ -415,17 +412,11 @@ class ChiefDuties(Part):
         return cluster_going(self.cluster, run.last_step)
 
     def after_step(self, run, sess, step):
-        if step.checkpoint_due:
-            step.checkpoint = self.save(step.number)
         if step.stopping:
             self.saving.run(self.cluster.hook.raise_flag)
 
-    def end_training(self, run, sess):
-        if self.saved_step != run.steps:  # the chief's last step is not the run's last
-            self.save(run.steps)
-
-    def save(self, step):
-        self.saved_step = step
+    def save(self, sess, step):
+        """A checkpoint named by the global step (`step` is the chief's own count)."""
         return checkpoints.save(self.saving, self.model, self.folder.run_dir, self.cluster.hook.global_step)
 
     def close(self, run, error):

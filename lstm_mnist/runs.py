@@ -34,25 +34,28 @@ def new_run(cfg, model, mnist, resume, clock, stops, cluster=None, trial=None):
         return Run(cfg, model, clock, stops, duties.restore,
                    [duties, StopOnSignal(*distributed.worker_stop_lines(cluster))])
     folder = run_folder.RunFolder(cfg, resume, trial and trial.run_name, cluster and cluster.role.cluster)
-    if cluster:  # the session restored the checkpoint; checkpoints are saved through the cluster
-        keeper = distributed.ChiefDuties(cluster, model, folder)
-        resume_command = keeper.resume_command
+    duties = distributed.ChiefDuties(cluster, model, folder) if cluster else None
+    saving = checkpoints.Checkpoints(model, folder, mnist.train, duties and duties.save)  # the chief's, through it
+    restore = duties.restore if duties else saving.restore  # in a cluster, the session restored the checkpoint
+    if duties:
+        resume_command = duties.resume_command
+    elif trial:
+        resume_command = trial.resume_command
     else:
-        keeper = checkpoints.Checkpoints(model, folder, mnist.train)
-        resume_command = trial.resume_command if trial else \
-            f"python {shlex.quote(sys.argv[0])} --resume={shlex.quote(folder.run_dir)}"
+        resume_command = f"python {shlex.quote(sys.argv[0])} --resume={shlex.quote(folder.run_dir)}"
     parts = [folder,
              divergence.DivergenceStop(cfg, folder.run_dir),
              scoring.Validation(cfg, mnist.validation, at_the_last_step=trial is not None),
              metrics.MetricsLog(folder.run_dir, cfg.batch_size),
              *([trial] if trial else []),
-             keeper,
+             saving,
+             *([duties] if duties else []),  # after the step's checkpoint: a stop also stops the others
              StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command)),
              scoring.FullTestSet(mnist, folder.run_dir, cfg.plots),
              phases.TrainingSpeed(cfg.batch_size),
              *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
              run_folder.ClosingLines(folder.run_dir)]
-    return Run(cfg, model, clock, stops, keeper.restore, parts)
+    return Run(cfg, model, clock, stops, restore, parts)
 
 
 class Run:
