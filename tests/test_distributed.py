@@ -114,23 +114,6 @@ def assert_every_worker_closed(results, n_workers):
 
 
 @pytest.mark.slow
-def test_synchronous_replicas_stop_together_on_the_global_step(tmp_path):
-    code, out, err = run_cluster("--local_cluster=1,2", "--training_iters=4100", "--sync_replicas=true",
-                                 f"--out_dir={tmp_path}")
-    assert code == 0, err
-    assert "Traceback" not in err
-    # Each update applies two gradients; the workers stop when the shared global step reaches the last, 40,
-    # however many steps each ran itself (stale gradients are dropped, one worker may give both).
-    assert global_step_of(tmp_path) == 40
-    for tag in ("", r"\[worker 1\] "):
-        assert re.search(rf"^{tag}Optimization Finished!\n", out, re.M)
-        assert re.search(rf"^{tag}Testing Accuracy: ", out, re.M)
-    assert re.search(r"^\[worker 1\] Iter 1000,", out, flags=re.M)
-    losses = iter_losses(out)
-    assert losses[-1] < losses[0]
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("sync", [True, False])
 def test_a_slower_chief_and_a_faster_worker_both_end(tmp_path, sync):
     # The case that hung: worker 1 reached its own count of steps first and left, and the chief's next
@@ -138,7 +121,13 @@ def test_a_slower_chief_and_a_faster_worker_both_end(tmp_path, sync):
     results = run_own_cluster(2, "--training_iters=4100", f"--sync_replicas={sync}", slow={0: 0.15},
                               out_dir=tmp_path)
     assert_every_worker_closed(results, 2)
+    # Synchronous: each update applies two gradients, and the workers stop when the shared global step reaches
+    # the last, 40, however many steps each ran itself (stale gradients are dropped, one worker may give both).
     assert global_step_of(tmp_path) == 40 if sync else 40 <= global_step_of(tmp_path) <= 41
+    if sync:  # the chief takes part in every update, so it logs them as the tutorial does; both learn
+        assert re.search(r"^\[worker 1\] Iter \d+000, Minibatch Loss= ", results["worker 1"][1], re.M)
+        losses = iter_losses(results["worker 0"][1])
+        assert len(losses) >= 2 and losses[-1] < losses[0]
 
 
 @pytest.mark.slow
