@@ -18,7 +18,7 @@ its lines come on lines of their own.
 import random
 
 import data
-from lstm_mnist import checkpoints, distributed, errors, fast_lstm, launch, phases, reading, runs, settings
+from lstm_mnist import checkpoints, distributed, errors, fast_lstm, gates, launch, phases, reading, runs, settings
 from lstm_mnist.model import Model
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
@@ -82,18 +82,19 @@ def build_graph(cfg, cluster=None):
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
 
-        # Beyond the tutorial: predictions, the answer after every row read (reading.py),
-        # and what checkpoints hold besides the variables.
+        # Beyond the tutorial: predictions, the answer after every row read (reading.py), the
+        # gates after every row (gates.py), and what checkpoints hold besides the variables.
         predicted = tf.argmax(pred, 1, name="predicted")
         probabilities = tf.nn.softmax(pred, name="probabilities")
         rows_read = reading.add_to_graph(outputs, weights["out"], biases["out"])
+        gates_read = gates.add_to_graph(x, outputs, cfg.forget_bias)
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 
         init = tf1.global_variables_initializer()
     return Model(graph=graph, x=x, y=y, weights=weights, biases=biases, lstm_cell=lstm_cell, outputs=outputs,
                  pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy, init=init,
                  global_step=global_step, predicted=predicted, probabilities=probabilities, reading=rows_read,
-                 checkpoints=saving)
+                 gates=gates_read, checkpoints=saving)
 
 
 def session(cfg, model, cluster=None, resume=None):

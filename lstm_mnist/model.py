@@ -26,6 +26,7 @@ class Model:
     predicted: typing.Any  # argmax of pred: the answer for each image
     probabilities: typing.Any  # softmax of pred
     reading: typing.Any  # reading.add_to_graph's: the probabilities after every row, and their argmax
+    gates: typing.Any  # gates.add_to_graph's: write, keep and read after every row, the cell state, statistics
     checkpoints: typing.Any  # checkpoints.add_to_graph's: the Saver and the data-position variable
 
     def feed(self, images, labels=None):

@@ -10,20 +10,23 @@ import threading
 
 import numpy as np
 
-from lstm_mnist import metrics
+from lstm_mnist import gates, metrics
 from lstm_mnist.errors import STOPS
 from lstm_mnist.files import replaced_atomically
 from lstm_mnist.part import Part
 
 PREDICTION_GRID = 48  # test digits shown in predictions.png
 READING_DIGITS = 6  # test digits shown in reading.png
+GATE_DIGITS = 3  # of reading.png's digits, the first shown in gates.png
 
 
-def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of):
-    """curves.png, predictions.png, confusion.png and reading.png of a finished run.
+def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of, gates_of, gate_statistics):
+    """curves.png, predictions.png, confusion.png, reading.png and gates.png of a finished run.
 
     `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
-    `step_probabilities_of(images)` the model's class probabilities after every row.
+    `step_probabilities_of(images)` the model's class probabilities after every row,
+    `gates_of(images)` its gates after every row (gates.gates_of) and `gate_statistics` the
+    gates' statistics over the test images of the gates line (gates.Gates).
     """
     true = np.argmax(test.labels, axis=1)
     save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"))
@@ -34,6 +37,9 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
     shown = digits_to_show(predicted, true, READING_DIGITS)
     save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown]),
                 os.path.join(run_dir, "reading.png"))
+    shown = shown[:GATE_DIGITS]
+    save_figure(gates_figure(test.images[shown], gates_of(test.images[shown]), gate_statistics, true[shown]),
+                os.path.join(run_dir, "gates.png"))
 
 
 def new_figure(**size):
@@ -161,6 +167,67 @@ def reading_figure(images, step_probabilities, true):
     return fig
 
 
+def unit_order(write):
+    """The units in the order of the row at which their write gate peaks, on average over the
+    digits of `write` (digits, rows, units): the units that write early come first."""
+    return np.argsort(np.argmax(write.mean(axis=0), axis=0), kind="stable")
+
+
+def gates_figure(images, digit_gates, statistics, true):
+    """gates.png. For each digit, the image beside heatmaps of its write, keep and read gates and
+    its cell state, units (one order for all: unit_order) against rows read. Below, for each gate,
+    each unit's share of the time shut (below 0.1) against open (above 0.9), from `statistics`
+    (gates.add_to_graph's), as in Karpathy et al.'s saturation plot; and how much the cell state
+    changes at each row, on average over these digits' units."""
+    n_digits, n_steps, n_units = digit_gates["write"].shape
+    order = unit_order(digit_gates["write"])
+    height = 1.9 * n_digits + 3.0
+    fig = new_figure(figsize=(14, height))
+    grid = fig.add_gridspec(n_digits + 1, 5, width_ratios=[1.1, 2, 2, 2, 2], height_ratios=[1.9] * n_digits + [2.4],
+                            wspace=0.25, hspace=0.45, left=0.02, right=0.95, top=1 - 0.7 / height,
+                            bottom=0.55 / height)
+    reach = float(np.abs(digit_gates["cell"]).max()) or 1.0
+    rows, maps = (0.5, n_steps + 0.5), {"write": {}, "keep": {}, "read": {}, "cell": {"cmap": "RdBu_r"}}
+    for k in range(n_digits):
+        ax = fig.add_subplot(grid[k, 0])
+        ax.imshow(images[k].reshape(n_steps, -1), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"true {true[k]}", fontsize=9)
+        ax.axis("off")
+        for column, (name, style) in enumerate(maps.items(), start=1):
+            ax = fig.add_subplot(grid[k, column])
+            limits = (-reach, reach) if name == "cell" else (0, 1)
+            style["image"] = ax.imshow(digit_gates[name][k][:, order].T, aspect="auto", interpolation="nearest",
+                                       extent=(*rows, n_units - 0.5, -0.5), vmin=limits[0], vmax=limits[1],
+                                       cmap=style.get("cmap", "viridis"))
+            ax.set_yticks([])
+            style.setdefault("axes", []).append(ax)
+            if k == 0:
+                ax.set_title("cell state c" if name == "cell" else f"{name} gate", fontsize=10)
+            if column == 1:
+                ax.set_ylabel(f"{n_units} units", fontsize=8)
+            if k < n_digits - 1:
+                ax.set_xticklabels([])
+    # one colour bar for the three gates (each from 0, shut, to 1, open), one for the cell state
+    fig.colorbar(maps["read"]["image"], ax=[ax for name in gates.GATES for ax in maps[name]["axes"]], fraction=0.02,
+                 pad=0.01, label="gate: 0 shut, 1 open")
+    fig.colorbar(maps["cell"]["image"], ax=maps["cell"]["axes"], fraction=0.06, pad=0.02)
+    for column, name in enumerate(gates.GATES, start=1):
+        ax = fig.add_subplot(grid[n_digits, column])
+        ax.plot([0, 1], [1, 0], color="0.8", lw=1)
+        ax.scatter(statistics[column - 1, 0], statistics[column - 1, 1], s=8, alpha=0.7)
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel=f"time shut (< {gates.CLOSED})",
+               title=f"{name} gate, each unit", ylabel=f"time open (> {gates.OPEN})" if column == 1 else None)
+        ax.grid(alpha=0.3)
+    ax = fig.add_subplot(grid[n_digits, 4])
+    change = np.abs(np.diff(digit_gates["cell"], axis=1, prepend=0)).mean(axis=(0, 2))
+    ax.plot(range(1, n_steps + 1), change, "o-", ms=3)
+    ax.set(xlim=rows, xlabel="row read", title="cell state change |c_t - c_(t-1)|")
+    ax.grid(alpha=0.3)
+    fig.suptitle("The gates as the LSTM reads: what it writes to its cell, keeps and reads, row by row",
+                 y=1 - 0.2 / height)
+    return fig
+
+
 class Plots(Part):
     """A run's part: its PNGs (write_run_plots) at the end. Failing to write them (a full disk)
     is a warning: the run itself is saved."""
@@ -177,7 +244,8 @@ class Plots(Part):
         try:
             write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
                             self.test, results["predicted"],
-                            lambda images: sess.run(probabilities, run.model.feed(images)))
+                            lambda images: sess.run(probabilities, run.model.feed(images)),
+                            lambda images: gates.gates_of(sess, run.model, images), results["gate_statistics"])
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

@@ -11,7 +11,18 @@ import contextlib
 import shlex
 import sys
 
-from lstm_mnist import checkpoints, distributed, divergence, metrics, phases, plots, run_folder, scoring, settings
+from lstm_mnist import (
+    checkpoints,
+    distributed,
+    divergence,
+    gates,
+    metrics,
+    phases,
+    plots,
+    run_folder,
+    scoring,
+    settings,
+)
 from lstm_mnist.errors import StopOnSignal
 from lstm_mnist.part import Step
 
@@ -25,8 +36,9 @@ def new_run(cfg, model, mnist, resume, clock, stops, cluster=None, trial=None):
       metrics log, which logs it, and before the trial's report, which may stop the trial (its
       last figure logged first); the checkpoint comes after both; the stop on a signal last,
       once the step's checkpoint is saved.
-    - at the end: the full test set is scored before the timing lines and the plots (which
-      show its predictions); the closing lines come last.
+    - at the end: the full test set is scored before the gates' statistics (their line comes
+      after its reading line), and both before the timing lines and the plots (which show
+      them); the closing lines come last.
     The run folder is first, so that it is closed last (the metrics log is closed before it).
     """
     if cluster and not cluster.is_chief:  # it trains and prints its own lines; the chief keeps the run folder
@@ -52,6 +64,7 @@ def new_run(cfg, model, mnist, resume, clock, stops, cluster=None, trial=None):
              *([duties] if duties else []),  # after the step's checkpoint: a stop also stops the others
              StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command)),
              scoring.FullTestSet(mnist, folder.run_dir, cfg.plots),
+             *([gates.Gates(mnist.test)] if cfg.plots else []),  # its line after the reading line
              phases.TrainingSpeed(cfg.batch_size),
              *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
              run_folder.ClosingLines(folder.run_dir)]
