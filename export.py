@@ -12,12 +12,14 @@ needs nothing of this project to be used: TensorFlow 2's `tf.saved_model.load`,
     serving_default  images float32 [None, 28, 28], pixels in [0, 1] as data.py gives them
                      -> probabilities float32 [None, 10], classes int64 [None]
     reading          images -> step_probabilities float32 [None, 28, 10]: the answer after every row
+    gates            images -> write, keep, read, candidate, cell, output float32 [None, 28, n_hidden]:
+                     the gates, tanh(j), the cell state and the output after every row (lstm_mnist/gates.py)
 """
 import os
 import shutil
 
 import predict
-from lstm_mnist import checkpoints, errors, settings
+from lstm_mnist import checkpoints, errors, gates, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 EXPORT_NAME = "saved_model"  # the folder inside the run folder, where OUT is not given
@@ -32,7 +34,8 @@ def signatures(images, graph, model):
         return tf1.saved_model.predict_signature_def(inputs={"images": images}, outputs=outputs)
 
     return {"serving_default": predict_signature({"probabilities": model.probabilities, "classes": model.predicted}),
-            "reading": predict_signature({"step_probabilities": model.reading.probabilities})}
+            "reading": predict_signature({"step_probabilities": model.reading.probabilities}),
+            "gates": predict_signature({name: getattr(model.gates, name) for name in gates.NAMES})}
 
 
 def checked_copy(sess, model):
@@ -73,7 +76,8 @@ def export(cfg, checkpoint, out, tflite=False):
         shutil.rmtree(building, ignore_errors=True)
     print(f"Exported {checkpoint} to {out}")
     print("Signatures: serving_default (images [None, 28, 28] -> probabilities [None, 10], classes [None]), "
-          "reading (images -> step_probabilities [None, 28, 10])")
+          f"reading (images -> step_probabilities [None, 28, 10]), gates (images -> {', '.join(gates.NAMES)} "
+          f"[None, 28, {cfg.n_hidden}])")
     if tflite:
         print(f"TFLite: {os.path.join(out, TFLITE_NAME)} (input x [None, 28, 28]; outputs probabilities, predicted)")
     return out

@@ -20,6 +20,7 @@ from lstm_mnist.tf_setup import tf, tf1
 GATES = ("write", "keep", "read")  # sigmoid(i), sigmoid(f + forget_bias), sigmoid(o)
 CLOSED, OPEN = 0.1, 0.9  # a gate below CLOSED or above OPEN is saturated (Karpathy et al. 2015)
 STATISTICS = ("closed", "open", "mean")  # per gate and unit: time below CLOSED, above OPEN, mean value
+NAMES = ("write", "keep", "read", "candidate", "cell", "output")  # what add_to_graph gives after every row
 GATE_IMAGES = 1000  # test images the run's gates line and gates.png's statistics are computed on
 
 
@@ -60,9 +61,8 @@ def add_to_graph(x, outputs, forget_bias):
 def gates_of(sess, model, images):
     """The gates of `images` (any of data.py's shapes): a dict of arrays (N, n_steps, n_hidden),
     write, keep, read, candidate, cell and output."""
-    names = ("write", "keep", "read", "candidate", "cell", "output")
-    values = sess.run([getattr(model.gates, name) for name in names], model.feed(images))
-    return dict(zip(names, values, strict=True))
+    values = sess.run([getattr(model.gates, name) for name in NAMES], model.feed(images))
+    return dict(zip(NAMES, values, strict=True))
 
 
 def gates_line(statistics, n_images):

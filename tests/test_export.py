@@ -11,7 +11,7 @@ from conftest import assert_one_line_error, fill, run_main
 
 import export
 import predict
-from lstm_mnist import settings
+from lstm_mnist import gates, settings
 
 # Run in a fresh process: TensorFlow alone, eager, none of this project's modules or settings.
 LOAD_ALONE = """
@@ -35,6 +35,8 @@ for name, path in json.loads(sys.argv[2]).items():
         answers[name] = signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy().tolist()
         reading = signatures["reading"](images=tf.constant(images))["step_probabilities"]
         answers[name + "/reading"] = reading.numpy().tolist()
+        row_by_row = signatures["gates"](images=tf.constant(images[:5]))
+        answers[name + "/gates"] = {key: value.numpy().tolist() for key, value in row_by_row.items()}
         try:  # flat images, as data.py gives them: the signature's shape refuses them
             signatures["serving_default"](images=tf.zeros([2, 784]))
         except tf.errors.InvalidArgumentError as e:
@@ -61,11 +63,13 @@ def tensorflow_alone():
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def probabilities_of_the_run(tiny_run, images, **overrides):
+def answers_of_the_run(tiny_run, images, **overrides):
+    """The training graph's probabilities, the answer after every row, and the gates of the first 5 images."""
     cfg, checkpoint = settings.open_saved_run(tiny_run[1]["run_dir"], overrides)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        return sess.run([model.probabilities, model.reading.probabilities], model.feed(images))
+        return (*sess.run([model.probabilities, model.reading.probabilities], model.feed(images)),
+                gates.gates_of(sess, model, images[:5]))
 
 
 @pytest.mark.slow
@@ -83,11 +87,16 @@ def test_tensorflow_alone_gives_predicts_answers(exported, tiny_run, mnist, tmp_
             answers.pop(cell + "/flat")
         probabilities, classes = answers.pop(cell + "/nan")
         assert np.all(np.isnan(probabilities)) and classes == [0]
+    exported_gates = {cell: answers.pop(cell + "/gates") for cell in ("basic", "fast")}
     answers = {name: np.array(value) for name, value in answers.items()}
     for cell in ("basic", "fast"):
-        probabilities, step_probabilities = probabilities_of_the_run(tiny_run, images, cell=cell)
+        probabilities, step_probabilities, row_by_row = answers_of_the_run(tiny_run, images, cell=cell)
         np.testing.assert_allclose(answers[cell], probabilities, rtol=0, atol=1e-6)
         np.testing.assert_allclose(answers[cell + "/reading"], step_probabilities, rtol=0, atol=1e-6)
+        assert set(exported_gates[cell]) == set(row_by_row)
+        for name, values in row_by_row.items():
+            assert values.shape == (5, 28, tiny_run[0].n_hidden)
+            np.testing.assert_allclose(exported_gates[cell][name], values, rtol=0, atol=1e-6, err_msg=f"{cell}: {name}")
     np.testing.assert_allclose(answers["tflite"], answers["fast"], rtol=0, atol=1e-5)
     assert answers["basic"].shape == (100, 10) and answers["basic/reading"].shape == (100, 28, 10)
 
@@ -99,7 +108,8 @@ def test_saved_model_cli_lists_the_signatures(exported):
     result = subprocess.run([cli, "show", "--dir", str(exported / "basic"), "--all"], capture_output=True, text=True,
                             timeout=300, env=tensorflow_alone())
     assert result.returncode == 0, result.stderr
-    for words in ("signature_def['serving_default']", "signature_def['reading']", "inputs['images']",
+    for words in ("signature_def['serving_default']", "signature_def['reading']", "signature_def['gates']",
+                  "outputs['keep']", "inputs['images']",
                   "shape: (-1, 28, 28)", "outputs['probabilities']", "outputs['classes']", "dtype: DT_INT64",
                   "outputs['step_probabilities']", "shape: (-1, 28, 10)"):
         assert words in result.stdout, words
