@@ -6,7 +6,9 @@
 The page (page/: HTML, JavaScript and CSS, no CDN: it works offline) sends
 the drawing; the server prepares it exactly as predict.py prepares an image
 file, runs the model once and answers with the 28x28 image the model sees and
-the probabilities of the ten digits after every row. Python's standard HTTP
+the probabilities of the ten digits after every row; a second request gives
+the write, keep and read gates and the cell state after every row (gates.py),
+which the page draws beside them. Python's standard HTTP
 server is enough for one local page. It listens on 127.0.0.1 unless --host
 says otherwise (then anyone who can reach the machine can use it: there is no
 authentication).
@@ -24,13 +26,14 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, images, settings
+from lstm_mnist import errors, gates, images, plots, settings
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
 MAX_BODY = 4 * 1024 * 1024  # bytes of a request: a 1024x1024 drawing as JSON fits
 MAX_SIDE = 1024  # pixels of a drawing's width or height
+ANSWERS = {"/api/read": "read", "/api/gates": "gates"}  # what the page posts a drawing to: the Reader's method
 
 
 class BadRequest(Exception):
@@ -53,6 +56,13 @@ class Reader:
         steps = self.sess.run(self.model.reading.probabilities, self.model.feed(pixels))[0]
         return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(steps, 5).tolist(),
                 "answer": int(np.argmax(steps[-1])), "blank": images.is_blank(pixels)}
+
+    def gates(self, image):
+        """The gates the page shows for a PIL image of a drawing: write, keep, read and the cell
+        state, each [n_steps][n_hidden], and the units in the order gates.png draws them."""
+        values = gates.gates_of(self.sess, self.model, images.digit_pixels(image))
+        return {"units": plots.unit_order(values["write"]).tolist(),
+                **{name: np.round(values[name][0], 3).tolist() for name in ("write", "keep", "read", "cell")}}
 
     def close(self):
         self.sess.close()
@@ -100,21 +110,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         try:
-            if self.path != "/api/read":
-                raise BadRequest(404, f"nothing to post to at {self.path}; the model reads at /api/read")
+            if self.path not in ANSWERS:
+                raise BadRequest(404, f"nothing to post to at {self.path}; the model reads at /api/read, and "
+                                      f"gives its gates at /api/gates")
             length = self.headers.get("Content-Length")
             if length is None or not re.fullmatch(r"[0-9]+", length):  # isdigit() takes '²', which int() refuses
                 raise BadRequest(411, "a Content-Length is needed, in ASCII digits")
             if int(length) > MAX_BODY:
                 self.close_connection = True  # the body is not read: the connection cannot go on
                 raise BadRequest(413, f"the body is over {MAX_BODY} bytes")
-            self.send_json(200, self.server.reader.read(parse_drawing(self.rfile.read(int(length)))))
+            drawing = parse_drawing(self.rfile.read(int(length)))
+            self.send_json(200, getattr(self.server.reader, ANSWERS[self.path])(drawing))
         except BadRequest as e:
             self.send_json(e.status, {"error": str(e)})
 
     def refuse_method(self):
-        self.send_json(405, {"error": f"{self.command} is not allowed here: GET the page, POST to /api/read"},
-                       {"Allow": "GET, POST"})
+        self.send_json(405, {"error": f"{self.command} is not allowed here: GET the page, POST to "
+                                      f"{' or '.join(ANSWERS)}"}, {"Allow": "GET, POST"})
 
     do_PUT = do_DELETE = do_PATCH = refuse_method
 

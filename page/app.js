@@ -1,14 +1,17 @@
-// The drawing page: strokes on a canvas, sent to /api/read; the answer played back row by row.
+// The drawing page: strokes on a canvas, sent to /api/read (and /api/gates); the answer played back row by row.
 "use strict";
 
 const pad = document.getElementById("pad");
 const ink = pad.getContext("2d");
 const seen = document.getElementById("seen");
 const STEP_MS = 70;  // animation time per row read
+const GATE_CELL = 6;  // pixels across of one row in a gate map
+const GATE_HEIGHT = 256;  // pixels down of a gate map, shared by its units
 let strokes = [];    // each stroke: a list of [x, y] in canvas pixels
 let playing = null;  // the timer of the running animation
 let reads = 0;       // how many reads were started: only the latest one's answer is shown
 window.lastDrawing = null;  // what was last sent (tests read it)
+window.lastGates = null;  // the gates of the last drawing, as the server gave them
 
 function point(event) {
   const box = pad.getBoundingClientRect();
@@ -49,24 +52,85 @@ document.getElementById("clear").addEventListener("click", () => { strokes = [];
 
 async function read() {
   const mine = ++reads;  // an answer to an older drawing (a quick undo) must not replace a newer one
-  if (strokes.length === 0) return show(null);
+  if (strokes.length === 0) {
+    window.lastGates = null;
+    drawGates(null, -1);
+    return show(null);
+  }
   const rgba = ink.getImageData(0, 0, pad.width, pad.height).data;
   const pixels = new Array(pad.width * pad.height);
   for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[4 * i];
   window.lastDrawing = {width: pad.width, height: pad.height, pixels: pixels};
   document.body.dataset.state = "reading";
+  readGates(mine);
   try {
-    const response = await fetch("/api/read", {method: "POST", headers: {"Content-Type": "application/json"},
-                                               body: JSON.stringify(window.lastDrawing)});
-    const result = await response.json();
+    const result = await post("/api/read");
     if (mine !== reads) return;
-    if (!response.ok) throw new Error(result.error || response.statusText);
     show(result);
   } catch (error) {
     if (mine !== reads) return;
     document.body.dataset.state = "error";
     document.getElementById("answer").textContent = "The server did not answer: " + error.message;
   }
+}
+
+async function post(path) {
+  /* The server's answer to the last drawing at `path` (/api/read or /api/gates), or an Error. */
+  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                                      body: JSON.stringify(window.lastDrawing)});
+  const result = await response.json();
+  if (!response.ok) throw new Error(result.error || response.statusText);
+  return result;
+}
+
+async function readGates(mine) {
+  /* A request of its own: the probabilities come as soon as they are ready, the gates beside them. */
+  let result = null;
+  try {
+    result = await post("/api/gates");
+  } catch (error) {
+    result = null;  // the read request says what went wrong
+  }
+  if (mine !== reads) return;
+  window.lastGates = result;
+  drawGates(result, -1);
+}
+
+function drawGates(result, row) {
+  /* Each map: the units (in result.units' order) down, the rows across; `row` (from 0) is outlined. */
+  for (const name of ["write", "keep", "read", "cell"]) {
+    const canvas = document.getElementById("gate-" + name);
+    const view = canvas.getContext("2d");
+    if (!result) {
+      view.clearRect(0, 0, canvas.width, canvas.height);
+      continue;
+    }
+    const units = result.units, rows = result[name].length;
+    const unitPixels = Math.max(1, Math.floor(GATE_HEIGHT / units.length));
+    canvas.width = rows * GATE_CELL;
+    canvas.height = units.length * unitPixels;
+    for (let t = 0; t < rows; t++) {
+      units.forEach((unit, k) => {
+        view.fillStyle = gateColour(name, result[name][t][unit]);
+        view.fillRect(t * GATE_CELL, k * unitPixels, GATE_CELL, unitPixels);
+      });
+    }
+    if (row >= 0) {
+      view.strokeStyle = "#e33";
+      view.lineWidth = 1;
+      view.strokeRect(row * GATE_CELL + 0.5, 0.5, GATE_CELL - 1, canvas.height - 1);
+    }
+  }
+  document.getElementById("gates").dataset.filled = String(Boolean(result));
+}
+
+function gateColour(name, value) {
+  if (name === "cell") {  // red above 0, blue below, white at 0
+    const v = Math.min(Math.abs(value), 1), fade = Math.round(255 * (1 - v));
+    return value >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
+  }
+  const v = Math.round(255 * value);  // a gate: dark shut, bright open
+  return `rgb(${Math.round(v * 0.95)},${v},${Math.round(40 + v * 0.5)})`;
 }
 
 function show(result) {
@@ -103,6 +167,7 @@ function show(result) {
     for (const r of table.querySelectorAll("tr.current")) r.classList.remove("current");
     row.classList.add("current");
     drawSeen(result.image, t);
+    if (window.lastGates) drawGates(window.lastGates, t);
     drawBars(p);
     const best = p.indexOf(Math.max(...p));
     document.getElementById("row").textContent = `after row ${t + 1} of ${result.steps.length}: ${best}`;

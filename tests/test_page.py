@@ -75,6 +75,22 @@ def test_drawing_a_real_mnist_digit_shows_the_models_reading(page_server, browse
     assert browser.find_element(By.ID, "row").text == f"after row 28 of 28: {expected['answer']}"
     # What the model saw is the digit that was drawn.
     assert np.corrcoef(expected["image"], image)[0, 1] > 0.7
+    # Its gates, beside: the page holds and draws what the model gives for that image.
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "gates").get_attribute("data-filled") == "true")
+    with urllib.request.urlopen(urllib.request.Request(page_server + "api/gates", data=json.dumps(drawing).encode(),
+                                                       headers={"Content-Type": "application/json"}),
+                                timeout=30) as response:
+        expected_gates = json.load(response)
+    assert browser.execute_script("return window.lastGates;") == expected_gates
+    keep = np.array(expected_gates["keep"])
+    assert keep.shape == (28, 128) and 0 < keep.min() and keep.max() < 1
+    width, height, pixels = browser.execute_script(
+        "const c = document.getElementById('gate-keep'); "
+        "return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];")
+    assert (width, height) == (28 * 6, 128 * 2)
+    green = np.array(pixels).reshape(height, width, 4)[::2, 3::6, 1]  # the centre of each (unit, row) cell
+    expected_green = np.round(255 * np.round(255 * keep.T[expected_gates["units"]]) / 255)  # as gateColour draws it
+    assert np.abs(green[:, :-1] - expected_green[:, :-1]).max() <= 1  # the last row is outlined in red
     browser.save_screenshot(SHOT or str(tmp_path / "page.png"))
 
     # Undo every stroke: the page is empty again.
@@ -113,9 +129,11 @@ def test_an_answer_that_comes_after_the_last_undo_is_not_shown(page_server, brow
     strokes = browser.execute_script("return strokes.length;")
     for _ in range(strokes):
         browser.find_element(By.ID, "undo").click()
-    assert browser.execute_script("return window.held.length;") == strokes - 1  # the last undo asks nothing
+    # each undo but the last asks for the reading and the gates; the last asks nothing
+    assert browser.execute_script("return window.held.length;") == 2 * (strokes - 1)
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
     browser.execute_script("for (const answer of window.held) answer();")
-    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return window.answered;") == strokes - 1)
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return window.answered;") == 2 * (strokes - 1))
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
     assert browser.find_element(By.ID, "answer").text == "Draw a digit."
+    assert browser.find_element(By.ID, "gates").get_attribute("data-filled") == "false"

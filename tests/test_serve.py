@@ -19,7 +19,7 @@ from conftest import ROOT, served, tiny_checkpoint
 from PIL import Image
 
 import serve
-from lstm_mnist import images
+from lstm_mnist import gates, images
 
 TIMEOUT = 30  # seconds any one request may take
 
@@ -49,8 +49,8 @@ def request(base, path, method="GET", body=None, headers=None):
         connection.close()
 
 
-def post(base, payload):
-    return request(base, "/api/read", "POST", json.dumps(payload), {"Content-Type": "application/json"})
+def post(base, payload, path="/api/read"):
+    return request(base, path, "POST", json.dumps(payload), {"Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize("path,kind,text", [("/", "text/html", "<canvas id=\"pad\""),
@@ -77,6 +77,19 @@ def test_a_drawing_is_read_as_predict_reads_the_same_image(server, mnist, tmp_pa
     assert np.corrcoef(result["image"], image)[0, 1] > 0.9  # and it is the digit that was drawn
 
 
+def test_the_gates_of_a_drawing_are_the_models_gates_of_the_image_it_reads(server, mnist):
+    base, reader = server
+    drawing = drawing_of(mnist.test.images[3])
+    status, result, _ = post(base, drawing, "/api/gates")
+    assert status == 200 and set(result) == {"units", "write", "keep", "read", "cell"}
+    seen = np.array(post(base, drawing)[1]["image"], dtype=np.float32)[None]  # the image /api/read says it read
+    expected = gates.gates_of(reader.sess, reader.model, seen)
+    for name in ("write", "keep", "read", "cell"):
+        assert np.array(result[name]).shape == (28, reader.cfg.n_hidden)
+        np.testing.assert_allclose(result[name], expected[name][0], atol=2e-3)  # both rounded, to 4 and 3 places
+    assert sorted(result["units"]) == list(range(reader.cfg.n_hidden))
+
+
 def test_a_blank_drawing_says_so(server):
     status, result, _ = post(server[0], {"width": 10, "height": 10, "pixels": [0] * 100})
     assert status == 200 and result["blank"] is True
@@ -97,6 +110,9 @@ def test_a_blank_drawing_says_so(server):
     ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, 300]}', 400, "finite numbers from 0 to 255"),
     ("POST", "/api/read", '{"width": 2, "height": 1, "pixels": [0, "x"]}', 400, "a flat list of numbers"),
     ("POST", "/api/read", "[" * 100000 + "]" * 100000, 400, "nested too deeply to be a drawing"),
+    ("PATCH", "/api/gates", "{}", 405, "POST to /api/read or /api/gates"),
+    ("POST", "/api/gates", "{not json", 400, "the body is not JSON"),
+    ("POST", "/api/gates", json.dumps({"width": 2, "height": 2, "pixels": [0, 1, 2]}), 400, "pixels holds 3 values"),
     ("POST", "/api/read", json.dumps({"width": 28, "height": 28, "pixels": [[0] * 28] * 28}), 400,
      "pixels must be a flat list of width x height numbers, row after row; this one is nested, of shape [28, 28]"),
 ])
@@ -153,13 +169,18 @@ def test_a_body_over_the_limit_is_refused_unread(server):
 def test_several_clients_at_once_get_the_same_answers(server, mnist):
     drawings = [drawing_of(mnist.test.images[k], size=56) for k in range(4)]
     alone = [post(server[0], d)[1] for d in drawings]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(post, server[0], drawings[k % 4]) for k in range(24)]
+    gates_alone = [post(server[0], d, "/api/gates")[1] for d in drawings]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:  # readings and gates, interleaved
+        futures = [pool.submit(post, server[0], drawings[k % 4], "/api/gates" if k % 3 == 2 else "/api/read")
+                   for k in range(24)]
         answers = [f.result(timeout=TIMEOUT) for f in futures]
     assert all(status == 200 for status, _, _ in answers)
     for k, (_, result, _) in enumerate(answers):
-        assert result["answer"] == alone[k % 4]["answer"]
-        np.testing.assert_allclose(result["steps"], alone[k % 4]["steps"], atol=1e-5)
+        if k % 3 == 2:
+            np.testing.assert_allclose(result["keep"], gates_alone[k % 4]["keep"], atol=1e-3)
+        else:
+            assert result["answer"] == alone[k % 4]["answer"]
+            np.testing.assert_allclose(result["steps"], alone[k % 4]["steps"], atol=1e-5)
 
 
 def test_closing_ends_idle_connections_and_joins_their_threads(server):
