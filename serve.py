@@ -60,7 +60,8 @@ class Reader:
     def gates(self, image):
         """The gates the page shows for a PIL image of a drawing: write, keep, read and the cell
         state, each [n_steps][n_hidden], and the units in the order gates.png draws them."""
-        values = gates.gates_of(self.sess, self.model, images.digit_pixels(image))
+        pixels = images.digit_pixels(image)
+        values = gates.gates_of(self.sess, self.model.gates, self.model.feed(pixels))
         return {"units": plots.unit_order(values["write"]).tolist(),
                 **{name: np.round(values[name][0], 3).tolist() for name in ("write", "keep", "read", "cell")}}
 

@@ -58,11 +58,10 @@ def add_to_graph(x, outputs, forget_bias):
                                  statistics=statistics)
 
 
-def gates_of(sess, model, images):
-    """The gates of `images` (any of data.py's shapes): a dict of arrays (N, n_steps, n_hidden),
-    write, keep, read, candidate, cell and output."""
-    values = sess.run([getattr(model.gates, name) for name in NAMES], model.feed(images))
-    return dict(zip(NAMES, values, strict=True))
+def gates_of(sess, tensors, feed):
+    """The values of add_to_graph's `tensors` for `feed` (a feed_dict of images): a dict of arrays
+    (N, n_steps, n_hidden), write, keep, read, candidate, cell and output."""
+    return dict(zip(NAMES, sess.run([getattr(tensors, name) for name in NAMES], feed), strict=True))
 
 
 def gates_line(statistics, n_images):

@@ -245,7 +245,8 @@ class Plots(Part):
             write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
                             self.test, results["predicted"],
                             lambda images: sess.run(probabilities, run.model.feed(images)),
-                            lambda images: gates.gates_of(sess, run.model, images), results["gate_statistics"])
+                            lambda images: gates.gates_of(sess, run.model.gates, run.model.feed(images)),
+                            results["gate_statistics"])
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

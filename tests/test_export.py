@@ -69,7 +69,7 @@ def answers_of_the_run(tiny_run, images, **overrides):
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
         return (*sess.run([model.probabilities, model.reading.probabilities], model.feed(images)),
-                gates.gates_of(sess, model, images[:5]))
+                gates.gates_of(sess, model.gates, model.feed(images[:5])))
 
 
 @pytest.mark.slow

@@ -35,7 +35,8 @@ def checkpoint_gates(tiny_run, cell, images):
     cfg = settings.make({**tiny_run[0].__dict__, "cell": cell})
     sess, model = predict.restored_session(cfg, tiny_checkpoint(tiny_run))
     with sess:
-        return gates.gates_of(sess, model, images), sess.run(model.gates.statistics, model.feed(images))
+        feed = model.feed(images)
+        return gates.gates_of(sess, model.gates, feed), sess.run(model.gates.statistics, feed)
 
 
 def test_both_cells_give_the_gates_of_a_numpy_lstm_on_a_trained_checkpoint(tiny_run, mnist):

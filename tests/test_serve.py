@@ -83,7 +83,7 @@ def test_the_gates_of_a_drawing_are_the_models_gates_of_the_image_it_reads(serve
     status, result, _ = post(base, drawing, "/api/gates")
     assert status == 200 and set(result) == {"units", "write", "keep", "read", "cell"}
     seen = np.array(post(base, drawing)[1]["image"], dtype=np.float32)[None]  # the image /api/read says it read
-    expected = gates.gates_of(reader.sess, reader.model, seen)
+    expected = gates.gates_of(reader.sess, reader.model.gates, reader.model.feed(seen))
     for name in ("write", "keep", "read", "cell"):
         assert np.array(result[name]).shape == (28, reader.cfg.n_hidden)
         np.testing.assert_allclose(result[name], expected[name][0], atol=2e-3)  # both rounded, to 4 and 3 places

@@ -51,7 +51,7 @@ def test_the_committed_outputs_are_the_current_codes(tiny_run):
     ours = [line for line in tiny_run[2] if line.startswith("Iter ")]
     assert len(committed) == 99 and committed[:len(ours)] == ours
     assert any(line.startswith("Testing Accuracy:") for line in tutorial_lines(nb.cells))
-    assert len(picture_cells(nb)) == 3  # curves, predictions, reading
+    assert len(picture_cells(nb)) == 4  # curves, predictions, reading, gates
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,10 @@ def test_the_notebook_runs_in_a_kernel_as_the_script_runs(kernel, tiny_run):
     script_lines = [line for line in tiny_run[2] if line.startswith(("Iter ", "Testing Accuracy:"))]
     assert first == script_lines  # same seeds, threads and data order as the script
 
-    assert len(picture_cells(nb)) == 3
+    assert len(picture_cells(nb)) == 4  # curves, predictions, reading, gates
+    # the same weights, the same gates as the script's run found
+    (gates_line,) = [line for line in tiny_run[2] if line.startswith("Gates: ")]
+    assert gates_line in text_of(nb.cells[index_of(nb, "gates.gates_line")]).splitlines()
 
     # The data, graph, training and test cells again: a fresh graph and session, the same numbers.
     again = [index_of(nb, "read_data_sets"), index_of(nb, "graph = tf.Graph()"), index_of(nb, "fresh_session"),
