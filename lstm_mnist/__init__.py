@@ -16,6 +16,7 @@ hyperparameters or log lines.
     phases       the timing lines (Training time, Steady state, Time)
     scoring      a whole data set in batches, or one image
     reading      the answer after every row read
+    gates        the write, keep and read gates and the cell state after every row (a part: the gates line)
     images       a user's image prepared as the model sees it
     plots        the PNGs a run leaves
     fast_lstm    the same LSTM built for speed (cell = "fast")
