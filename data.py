@@ -237,6 +237,35 @@ def check_directory(directory):
 
 # ------------------------------------------------------------------ DataSet
 
+def prepared_images(images, labels, dtype, reshape):
+    """The images as the original DataSet kept them: each flattened to a row (with `reshape`), and
+    float32 in [0, 1] (with that dtype); one label for each, or DataError."""
+    if len(images) != len(labels):
+        raise DataError(f"{len(images)} images but {len(labels)} labels: the files come from different sets")
+    if reshape:
+        images = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
+    if dtype == np.float32:  # one float32 allocation, not a copy and then a product
+        images = np.multiply(images, np.float32(1.0 / 255.0), dtype=np.float32)
+    return images
+
+
+def check_state(state, num_examples):
+    """DataError unless `state` (DataSet.get_state's) can continue a DataSet of num_examples."""
+    if int(state.get("epoch_order", 1)) != EPOCH_ORDER:
+        raise DataError("the saved data position comes from an older data.py, which drew a fresh order at "
+                        "each epoch instead of re-permuting the last one as TF1's input_data did; it cannot "
+                        "continue the same batches: start a new run")
+    if len(state["order"]) != num_examples:
+        raise DataError(f"saved data position covers {len(state['order'])} examples, this set has {num_examples}")
+
+
+def fake_batch(batch_size, one_hot):
+    """The original's fake_data batch: every image all ones, every label 0."""
+    fake_image = [1.0] * 784
+    fake_label = [1] + [0] * 9 if one_hot else 0
+    return [fake_image] * batch_size, [fake_label] * batch_size
+
+
 class DataSet:
     """Images and labels with the old `input_data` DataSet API and batches.
 
@@ -259,18 +288,8 @@ class DataSet:
         self._rng = np.random.RandomState(None if seed is None else seed % TF_MAXINT32)
         self.fake_data = fake_data
         self.one_hot = one_hot
-        if fake_data:
-            self._num_examples = 10000
-        else:
-            if len(images) != len(labels):
-                raise DataError(f"{len(images)} images but {len(labels)} labels: "
-                                f"the files come from different sets")
-            self._num_examples = len(images)
-            if reshape:
-                images = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
-            if dtype == np.float32:  # one float32 allocation, not a copy and then a product
-                images = np.multiply(images, np.float32(1.0 / 255.0), dtype=np.float32)
-        self._images = images
+        self._num_examples = 10000 if fake_data else len(images)
+        self._images = images if fake_data else prepared_images(images, labels, dtype, reshape)
         self._labels = labels
         self._epochs_completed = 0
         self._index_in_epoch = 0
@@ -299,9 +318,7 @@ class DataSet:
     def next_batch(self, batch_size, fake_data=False, shuffle=True):
         """The next `batch_size` examples of this data set."""
         if fake_data or self.fake_data:
-            fake_image = [1.0] * 784
-            fake_label = [1] + [0] * 9 if self.one_hot else 0
-            return [fake_image] * batch_size, [fake_label] * batch_size
+            return fake_batch(batch_size, self.one_hot)
         start = self._index_in_epoch
         if self._epochs_completed == 0 and start == 0 and shuffle:
             self._shuffle()
@@ -328,13 +345,7 @@ class DataSet:
 
     def set_state(self, state):
         """Continue exactly where the DataSet that gave `state` stood."""
-        if int(state.get("epoch_order", 1)) != EPOCH_ORDER:
-            raise DataError("the saved data position comes from an older data.py, which drew a fresh order at "
-                            "each epoch instead of re-permuting the last one as TF1's input_data did; it cannot "
-                            "continue the same batches: start a new run")
-        if len(state["order"]) != self._num_examples:
-            raise DataError(f"saved data position covers {len(state['order'])} examples, "
-                            f"this set has {self._num_examples}")
+        check_state(state, self._num_examples)
         pos, has_gauss, cached_gaussian = state["rng_rest"]
         self._rng = np.random.RandomState()  # not shared with a DataSet this one was copied from
         self._rng.set_state(("MT19937", state["rng_keys"], int(pos), int(has_gauss), float(cached_gaussian)))
