@@ -311,9 +311,11 @@ def finished(study, child):
     except Exception as e:
         if not is_storage_error(e):
             raise
-        print(f"Trial {number}: {child.last_line()}; the study could not be read or written "
-              f"({first_line(root_cause(e))}); "
-              f"the next sweep on this machine records the trial as failed")
+        said = child.last_line()  # as a rule the trial's own "Trial N: ..." line
+        if not said.startswith(f"Trial {number}:"):
+            said = f"Trial {number}: {said}"
+        print(f"{said}; the study could not be read or written ({first_line(root_cause(e))}); the next sweep on "
+              f"this machine records the trial as failed")
         return "FAIL"
     print(child.last_line())
     return trial.state.name if trial is not None else "FAIL"
