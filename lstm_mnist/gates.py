@@ -19,7 +19,6 @@ from lstm_mnist.tf_setup import tf, tf1
 
 GATES = ("write", "keep", "read")  # sigmoid(i), sigmoid(f + forget_bias), sigmoid(o)
 CLOSED, OPEN = 0.1, 0.9  # a gate below CLOSED or above OPEN is saturated (Karpathy et al. 2015)
-STATISTICS = ("closed", "open", "mean")  # per gate and unit: time below CLOSED, above OPEN, mean value
 NAMES = ("write", "keep", "read", "candidate", "cell", "output")  # what add_to_graph gives after every row
 GATE_IMAGES = 1000  # test images the run's gates line and gates.png's statistics are computed on
 
@@ -34,8 +33,8 @@ def cell_variables():
 def add_to_graph(x, outputs, forget_bias):
     """The gates after every row, from the input x (batch, n_steps, n_input) and the cell's
     outputs h (batch, n_steps, n_hidden): write, keep, read, candidate (tanh(j)), cell (c) and
-    output (h), each (batch, n_steps, n_hidden); and `statistics`, (3 gates, 3 STATISTICS,
-    n_hidden), over the batch and its rows."""
+    output (h), each (batch, n_steps, n_hidden); and `statistics`, (3 GATES, 3, n_hidden): for
+    each gate and unit, the share of the batch's rows below CLOSED, above OPEN, and the mean."""
     kernel, bias = cell_variables()
     n_steps, n_hidden = outputs.shape[1], outputs.shape[2]
     with tf1.name_scope("gates"):
@@ -76,7 +75,7 @@ def gates_line(statistics, n_images):
 class Gates(Part):
     """At the end, on the line after the reading line: how open each gate is on average and how
     often it is saturated, over the first GATE_IMAGES test images (the whole test set would
-    cost the default run half a second more, for the same figures to about 0.01). The
+    cost the default run half a second more, for the same means to within 0.002 there). The
     statistics go to the results, for gates.png (plots.py)."""
 
     def __init__(self, test):
