@@ -239,30 +239,30 @@ class Cluster:
             try:
                 yield sess
             except tf.errors.DeadlineExceededError:
-                raise ClusterStalled(self.stalled()) from None
+                raise ClusterStalled(stalled_line(role, cfg)) from None
             except (tf.errors.OutOfRangeError, tf.errors.CancelledError):  # MonitoredSession would swallow these
                 raise ClusterStalled(f"worker {role.index}: the cluster's queues were closed during a step: "
                                      f"the chief has ended or stopped before this worker") from None
 
-    def stalled(self):
-        """Why a run got no answer within cluster_timeout: the processes that refuse connections."""
-        role, others = self.role, self.others()
-        gone = [f"{name} at {host}" for name, host in others if connection_refused(host) is not None]
-        waited = ("gradients from every worker and the chief's update" if self.sync else
-                  "the parameter servers")
-        return (f"worker {role.index}: a step got no answer for {self.cfg.cluster_timeout} s (cluster_timeout); "
-                f"it waits for {waited}: "
-                + (f"{' and '.join(gone)} {'does' if len(gone) == 1 else 'do'} not answer: stopped?" if gone else
-                   "every process answers, so they are slower than that: raise cluster_timeout"))
-
-    def others(self):
-        """(name, HOST:PORT) of every other process of the cluster."""
-        return [(f"{job} {index}", host)
-                for job in ("ps", "worker") for index, host in enumerate(self.role.cluster[job])
-                if (job, index) != (self.role.job, self.role.index)]
-
     def tell_the_ps_done(self):
         tell_the_ps_done(self.server, self.role, self.cfg)
+
+
+def stalled_line(role, cfg):
+    """Why a run got no answer within cluster_timeout: the processes that refuse connections."""
+    gone = [f"{name} at {host}" for name, host in other_processes(role) if connection_refused(host) is not None]
+    waited = "gradients from every worker and the chief's update" if cfg.sync_replicas else "the parameter servers"
+    return (f"worker {role.index}: a step got no answer for {cfg.cluster_timeout} s (cluster_timeout); "
+            f"it waits for {waited}: "
+            + (f"{' and '.join(gone)} {'does' if len(gone) == 1 else 'do'} not answer: stopped?" if gone else
+               "every process answers, so they are slower than that: raise cluster_timeout"))
+
+
+def other_processes(role):
+    """(name, HOST:PORT) of every other process of the cluster."""
+    return [(f"{job} {index}", host)
+            for job in ("ps", "worker") for index, host in enumerate(role.cluster[job])
+            if (job, index) != (role.job, role.index)]
 
 
 class ClusterStalled(TrainingError):
