@@ -3,6 +3,7 @@
     python export.py runs/RUN                      # -> runs/RUN/saved_model (the latest checkpoint)
     python export.py runs/RUN/model.ckpt-500 out/  # that checkpoint, into out/
     python export.py runs/RUN --tflite             # and model.tflite inside it, for TensorFlow Lite
+    python export.py runs/RUN --keras              # and model.keras inside it, a Keras 3 model (docs/migrate.md)
 
 The model is rebuilt with the run's saved settings (config.json; `--name=value`
 overrides as in train_lstm_mnist.py) and its checkpoint restored. The export
@@ -19,11 +20,12 @@ import os
 import shutil
 
 import predict
-from lstm_mnist import checkpoints, errors, gates, settings
+from lstm_mnist import checkpoints, errors, gates, keras_bridge, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 EXPORT_NAME = "saved_model"  # the folder inside the run folder, where OUT is not given
 TFLITE_NAME = "model.tflite"  # inside the export, with --tflite
+KERAS_NAME = "model.keras"  # inside the export, with --keras
 
 
 def signatures(images, graph, model):
@@ -56,10 +58,10 @@ def checked_copy(sess, model):
     return copy, images
 
 
-def export(cfg, checkpoint, out, tflite=False):
-    """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it) to `out`
-    whole or not at all: it is built under a temporary name beside `out` and renamed when
-    complete. Returns `out`."""
+def export(cfg, checkpoint, out, tflite=False, keras=False):
+    """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it; with
+    `keras`, model.keras) to `out` whole or not at all: it is built under a temporary name beside
+    `out` and renamed when complete. Returns `out`."""
     refuse_a_users_folder(out)
     building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
     errors.STOPS.now(f"while exporting: nothing is left at {out}, the run is untouched")
@@ -67,6 +69,8 @@ def export(cfg, checkpoint, out, tflite=False):
         write_saved_model(cfg, checkpoint, building)
         if tflite:
             write_tflite(cfg, checkpoint, building)
+        if keras:
+            write_keras(cfg, checkpoint, os.path.join(building, KERAS_NAME))
         errors.STOPS.check()
         os.replace(building, out)
     except (OSError, tf.errors.OpError) as e:
@@ -80,7 +84,21 @@ def export(cfg, checkpoint, out, tflite=False):
           f"[None, 28, {cfg.n_hidden}])")
     if tflite:
         print(f"TFLite: {os.path.join(out, TFLITE_NAME)} (input x [None, 28, 28]; outputs probabilities, predicted)")
+    if keras:
+        print(f"Keras: {os.path.join(out, KERAS_NAME)} (keras.saving.load_model; layers {keras_bridge.LSTM_LAYER}, "
+              f"{keras_bridge.READOUT_LAYER} (logits), probabilities)")
     return out
+
+
+def write_keras(cfg, checkpoint, path):
+    """The checkpoint's model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess, model.graph.as_default():
+        kernel, bias, readout, readout_bias = sess.run([*gates.cell_variables(), model.weights["out"],
+                                                        model.biases["out"]])
+    shape = {"n_steps": cfg.n_steps, "n_input": cfg.n_input, "n_hidden": cfg.n_hidden, "n_classes": cfg.n_classes}
+    lstm = keras_bridge.keras_lstm_weights(kernel, bias, cfg.n_input, cfg.forget_bias)
+    keras_bridge.write_keras_model(shape, [*lstm, readout, readout_bias], path)
 
 
 def write_saved_model(cfg, checkpoint, folder):
@@ -124,6 +142,7 @@ def add_arguments(parser):
     parser.add_argument("out", nargs="?", metavar="OUT",
                         help=f"the SavedModel's folder, new or empty (default: RUN_DIR/{EXPORT_NAME})")
     parser.add_argument("--tflite", action="store_true", help=f"also write {TFLITE_NAME} for TensorFlow Lite")
+    parser.add_argument("--keras", action="store_true", help=f"also write {KERAS_NAME}, the same model in Keras 3")
 
 
 def main(argv=None):
@@ -131,7 +150,7 @@ def main(argv=None):
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
-        export(cfg, checkpoint, out, arguments.tflite)
+        export(cfg, checkpoint, out, arguments.tflite, arguments.keras)
     return errors.run_entry_point(export_from_command_line)
 
 
