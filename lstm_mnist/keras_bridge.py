@@ -52,7 +52,7 @@ def write_keras_model(shape, weights, path):
 
 def keras_model(n_steps, n_input, n_hidden, n_classes, weights):
     """The tutorial's model in Keras 3: rows in, LSTM, the linear readout (logits), softmax."""
-    import keras
+    import keras  # here: only the converting process, which runs eager, loads Keras 3
 
     inputs = keras.Input((n_steps, n_input), name="images")
     h = keras.layers.LSTM(n_hidden, name=LSTM_LAYER)(inputs)
