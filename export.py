@@ -66,11 +66,13 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
     building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
     errors.STOPS.now(f"while exporting: nothing is left at {out}, the run is untouched")
     try:
-        write_saved_model(cfg, checkpoint, building)
+        sess, model = predict.restored_session(cfg, checkpoint)  # one restore for the SavedModel and Keras
+        with sess:
+            write_saved_model(sess, model, building)
+            if keras:
+                write_keras(cfg, sess, model, os.path.join(building, KERAS_NAME))
         if tflite:
             write_tflite(cfg, checkpoint, building)
-        if keras:
-            write_keras(cfg, checkpoint, os.path.join(building, KERAS_NAME))
         errors.STOPS.check()
         os.replace(building, out)
     except (OSError, tf.errors.OpError) as e:
@@ -90,10 +92,9 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
     return out
 
 
-def write_keras(cfg, checkpoint, path):
-    """The checkpoint's model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
-    sess, model = predict.restored_session(cfg, checkpoint)
-    with sess, model.graph.as_default():
+def write_keras(cfg, sess, model, path):
+    """The restored model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
+    with model.graph.as_default():
         kernel, bias, readout, readout_bias = sess.run([*gates.cell_variables(), model.weights["out"],
                                                         model.biases["out"]])
     shape = {"n_steps": cfg.n_steps, "n_input": cfg.n_input, "n_hidden": cfg.n_hidden, "n_classes": cfg.n_classes}
@@ -101,10 +102,9 @@ def write_keras(cfg, checkpoint, path):
     keras_bridge.write_keras_model(shape, [*lstm, readout, readout_bias], path)
 
 
-def write_saved_model(cfg, checkpoint, folder):
-    sess, model = predict.restored_session(cfg, checkpoint)
-    with sess:
-        copy, images = checked_copy(sess, model)
+def write_saved_model(sess, model, folder):
+    """The SavedModel of the restored model in `sess` (predict.restored_session) to `folder`."""
+    copy, images = checked_copy(sess, model)
     with copy, copy.graph.as_default():
         builder = tf1.saved_model.Builder(folder)
         builder.add_meta_graph_and_variables(copy, [tf1.saved_model.tag_constants.SERVING],
@@ -120,7 +120,9 @@ def write_tflite(cfg, checkpoint, folder):
     source = folder
     if cfg.cell != "fast":
         source = f"{folder}.fast"
-        write_saved_model(settings.make({"cell": "fast"}, saved=vars(cfg)), checkpoint, source)
+        sess, model = predict.restored_session(settings.make({"cell": "fast"}, saved=vars(cfg)), checkpoint)
+        with sess:
+            write_saved_model(sess, model, source)
     try:
         converted = tf.lite.TFLiteConverter.from_saved_model(source, signature_keys=["serving_default"]).convert()
     finally:
