@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, gates, images, plots, settings
+from lstm_mnist import errors, gates, images, settings
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -62,7 +62,7 @@ class Reader:
         state, each [n_steps][n_hidden], and the units in the order gates.png draws them."""
         pixels = images.digit_pixels(image)
         values = gates.gates_of(self.sess, self.model.gates, self.model.feed(pixels))
-        return {"units": plots.unit_order(values["write"]).tolist(),
+        return {"units": gates.unit_order(values["write"]).tolist(),
                 **{name: np.round(values[name][0], 3).tolist() for name in ("write", "keep", "read", "cell")}}
 
     def close(self):

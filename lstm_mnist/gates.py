@@ -14,6 +14,8 @@ recurrence above, so they are the cell's gates for either `cell` setting.
 """
 import types
 
+import numpy as np
+
 from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import tf, tf1
 
@@ -61,6 +63,13 @@ def gates_of(sess, tensors, feed):
     """The values of add_to_graph's `tensors` for `feed` (a feed_dict of images): a dict of arrays
     (N, n_steps, n_hidden), write, keep, read, candidate, cell and output."""
     return dict(zip(NAMES, sess.run([getattr(tensors, name) for name in NAMES], feed), strict=True))
+
+
+def unit_order(write):
+    """The units in the order of the row at which their write gate peaks, on average over the
+    digits of `write` (digits, rows, units): the units that write early come first (gates.png,
+    the drawing page)."""
+    return np.argsort(np.argmax(write.mean(axis=0), axis=0), kind="stable")
 
 
 def gates_line(statistics, n_images):

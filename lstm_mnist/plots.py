@@ -167,20 +167,14 @@ def reading_figure(images, step_probabilities, true):
     return fig
 
 
-def unit_order(write):
-    """The units in the order of the row at which their write gate peaks, on average over the
-    digits of `write` (digits, rows, units): the units that write early come first."""
-    return np.argsort(np.argmax(write.mean(axis=0), axis=0), kind="stable")
-
-
 def gates_figure(images, digit_gates, statistics, true):
     """gates.png. For each digit, the image beside heatmaps of its write, keep and read gates and
-    its cell state, units (one order for all: unit_order) against rows read. Below, for each gate,
+    its cell state, units (one order for all: gates.unit_order) against rows read. Below, for each gate,
     each unit's share of the time shut (below 0.1) against open (above 0.9), from `statistics`
     (gates.add_to_graph's), as in Karpathy et al.'s saturation plot; and how much the cell state
     changes at each row, on average over these digits' units."""
     n_digits, n_steps, n_units = digit_gates["write"].shape
-    order = unit_order(digit_gates["write"])
+    order = gates.unit_order(digit_gates["write"])
     height = 1.9 * n_digits + 3.0
     fig = new_figure(figsize=(14, height))
     grid = fig.add_gridspec(n_digits + 1, 5, width_ratios=[1.1, 2, 2, 2, 2], height_ratios=[1.9] * n_digits + [2.4],
