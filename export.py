@@ -4,6 +4,7 @@
     python export.py runs/RUN/model.ckpt-500 out/  # that checkpoint, into out/
     python export.py runs/RUN --tflite             # and model.tflite inside it, for TensorFlow Lite
     python export.py runs/RUN --keras              # and model.keras inside it, a Keras 3 model (docs/migrate.md)
+    python export.py model.keras runs/from_keras   # the way back: a Keras LSTM + Dense as a run folder
 
 The model is rebuilt with the run's saved settings (config.json; `--name=value`
 overrides as in train_lstm_mnist.py) and its checkpoint restored. The export
@@ -16,10 +17,12 @@ needs nothing of this project to be used: TensorFlow 2's `tf.saved_model.load`,
     gates            images -> write, keep, read, candidate, cell, output float32 [None, 28, n_hidden]:
                      the gates, tanh(j), the cell state and the output after every row (lstm_mnist/gates.py)
 """
+import contextlib
 import os
 import shutil
 
 import predict
+import train_lstm_mnist as script
 from lstm_mnist import checkpoints, errors, gates, keras_bridge, settings
 from lstm_mnist.tf_setup import tf, tf1
 
@@ -60,12 +63,8 @@ def checked_copy(sess, model):
 
 def export(cfg, checkpoint, out, tflite=False, keras=False):
     """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it; with
-    `keras`, model.keras) to `out` whole or not at all: it is built under a temporary name beside
-    `out` and renamed when complete. Returns `out`."""
-    refuse_a_users_folder(out)
-    building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
-    errors.STOPS.now(f"while exporting: nothing is left at {out}, the run is untouched")
-    try:
+    `keras`, model.keras) to `out` whole or not at all (written_whole). Returns `out`."""
+    with written_whole(out, "the export", "exporting") as building:
         sess, model = predict.restored_session(cfg, checkpoint)  # one restore for the SavedModel and Keras
         with sess:
             write_saved_model(sess, model, building)
@@ -73,13 +72,6 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
                 write_keras(cfg, sess, model, os.path.join(building, KERAS_NAME))
         if tflite:
             write_tflite(cfg, checkpoint, building)
-        errors.STOPS.check()
-        os.replace(building, out)
-    except (OSError, tf.errors.OpError) as e:
-        raise errors.TrainingError(f"cannot write the export {out}: {checkpoints.error_text(e)}; nothing was left "
-                                   f"there; free some space (or make it writable), then export again") from e
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     print(f"Exported {checkpoint} to {out}")
     print("Signatures: serving_default (images [None, 28, 28] -> probabilities [None, 10], classes [None]), "
           f"reading (images -> step_probabilities [None, 28, 10]), gates (images -> {', '.join(gates.NAMES)} "
@@ -92,14 +84,55 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
     return out
 
 
+@contextlib.contextmanager
+def written_whole(out, kind, doing):
+    """The folder to build `out` in: a temporary name beside it, renamed to `out` when the block ends,
+    removed if it fails, so `out` is whole or not there. A failure to write is one line naming `kind`
+    (what `out` is); a signal stops it saying what `doing` leaves."""
+    refuse_a_users_folder(out)
+    building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
+    errors.STOPS.now(f"while {doing}: nothing is left at {out}, the run is untouched")
+    try:
+        yield building
+        errors.STOPS.check()
+        os.replace(building, out)
+    except (OSError, tf.errors.OpError) as e:
+        errors.STOPS.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
+        raise errors.TrainingError(f"cannot write {kind} {out}: {checkpoints.error_text(e)}; nothing was left "
+                                   f"there; free some space (or make it writable), then try again") from e
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
 def write_keras(cfg, sess, model, path):
     """The restored model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
     with model.graph.as_default():
         kernel, bias, readout, readout_bias = sess.run([*gates.cell_variables(), model.weights["out"],
                                                         model.biases["out"]])
-    shape = {"n_steps": cfg.n_steps, "n_input": cfg.n_input, "n_hidden": cfg.n_hidden, "n_classes": cfg.n_classes}
     lstm = keras_bridge.keras_lstm_weights(kernel, bias, cfg.n_input, cfg.forget_bias)
-    keras_bridge.write_keras_model(shape, [*lstm, readout, readout_bias], path)
+    keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
+
+
+def run_from_keras(cfg, keras_path, out):
+    """The way back: the Keras 3 model at `keras_path` (the tutorial's shape for the settings `cfg`)
+    as a run folder `out` with its settings and a checkpoint of step 0, which predict.py, serve.py,
+    export.py and --resume take as any run's. Written whole or not at all (written_whole). Returns `out`."""
+    with written_whole(out, "the run folder", f"converting {keras_path}") as building:
+        weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg), f"{building}.weights.npz")
+        *lstm, readout, readout_bias = weights
+        model = script.build_graph(cfg)
+        with script.session(cfg, model) as sess, model.graph.as_default():
+            tf1_weights = keras_bridge.tf1_lstm_weights(*lstm, cfg.forget_bias)
+            for variable, value in zip([*gates.cell_variables(), model.weights["out"], model.biases["out"]],
+                                       [*tf1_weights, readout, readout_bias], strict=True):
+                variable.load(value, sess)
+            os.makedirs(building)
+            settings.save_settings(building, cfg, then="then convert again")
+            checkpoint = model.checkpoints.saver.save(sess, os.path.join(building, checkpoints.CHECKPOINT_NAME),
+                                                      global_step=0, write_meta_graph=False)
+    print(f"Converted {keras_path} to the run folder {out} ({os.path.basename(checkpoint)}, the settings in "
+          f"config.json); use it as a run's: python predict.py {out}")
+    return out
 
 
 def write_saved_model(sess, model, folder):
@@ -140,9 +173,11 @@ def refuse_a_users_folder(out):
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="RUN_DIR|CKPT", help="a run folder (its latest checkpoint) or a checkpoint")
+    parser.add_argument("model", metavar="RUN_DIR|CKPT|MODEL.keras",
+                        help="a run folder (its latest checkpoint), a checkpoint, or a Keras model to make a run of")
     parser.add_argument("out", nargs="?", metavar="OUT",
-                        help=f"the SavedModel's folder, new or empty (default: RUN_DIR/{EXPORT_NAME})")
+                        help=f"the SavedModel's folder, new or empty (default: RUN_DIR/{EXPORT_NAME}); for a "
+                             f"Keras model, the run folder to write (default: out_dir/MODEL)")
     parser.add_argument("--tflite", action="store_true", help=f"also write {TFLITE_NAME} for TensorFlow Lite")
     parser.add_argument("--keras", action="store_true", help=f"also write {KERAS_NAME}, the same model in Keras 3")
 
@@ -150,10 +185,24 @@ def add_arguments(parser):
 def main(argv=None):
     def export_from_command_line():
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
+        if arguments.model.endswith(".keras"):
+            return convert_from_keras(overrides, arguments)
         cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
         export(cfg, checkpoint, out, arguments.tflite, arguments.keras)
     return errors.run_entry_point(export_from_command_line)
+
+
+def convert_from_keras(overrides, arguments):
+    """export.py MODEL.keras [OUT]: the Keras model as a run folder, for the settings with `overrides`."""
+    if arguments.tflite or arguments.keras:
+        raise errors.ConfigError(f"{arguments.model}: --tflite and --keras export a run; a Keras model becomes a "
+                                 f"run folder first (export.py {arguments.model} OUT), then export that")
+    if not os.path.isfile(arguments.model):
+        raise errors.ConfigError(f"{arguments.model}: no such Keras model file; give the path of a .keras file")
+    cfg = settings.make(overrides)
+    name = os.path.splitext(os.path.basename(arguments.model))[0]
+    run_from_keras(cfg, arguments.model, arguments.out or os.path.join(cfg.out_dir, name))
 
 
 if __name__ == "__main__":

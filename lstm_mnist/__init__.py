@@ -22,7 +22,7 @@ hyperparameters or log lines.
     fast_lstm    the same LSTM built for speed (cell = "fast")
     distributed  TF1 parameter servers and workers running the script's loop
     launch       a cluster of the script on 127.0.0.1 (--local_cluster)
-    keras_bridge a checkpoint's weights as a Keras 3 model (export.py --keras)
+    keras_bridge a checkpoint's weights as a Keras 3 model, and back (export.py --keras, export.py MODEL.keras)
     notebook     what tutorial.ipynb adds: a fresh session on re-run, a stop button that keeps the model
     tuning       sweeps on Optuna (sweep.py): the search space, a trial's run, HParams, the table
 """
