@@ -1,15 +1,18 @@
 """The bridge to TF2: a TF1 checkpoint as a Keras 3 model file, with the same answers, checked by Keras alone."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import export
 import predict
-from lstm_mnist import keras_bridge, settings
+import serve
+from lstm_mnist import images, keras_bridge, settings
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
 KERAS_ALONE = """
@@ -33,6 +36,45 @@ first_step = model.train_on_batch(images[:100], labels[:100])
 print(json.dumps({"loss": float(loss), "first_step_loss": float(first_step),
                   "layers": [layer.__class__.__name__ for layer in model.layers]}))
 """
+
+
+# The way back, from Keras: a model trained in Keras alone, its answers, and models the bridge refuses.
+TRAINED_IN_KERAS = """
+import json, sys
+import numpy as np
+import keras
+from lstm_mnist import keras_bridge
+images_path, labels_path, digit_path, out = sys.argv[1:]
+images, labels, digit = np.load(images_path), np.load(labels_path), np.load(digit_path)
+keras.utils.set_random_seed(3)
+inputs = keras.Input((28, 28))
+model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.LSTM(8)(inputs)))
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+for _ in range(3):
+    model.train_on_batch(images[:100], labels[:100])
+model.save(out + "/trained.keras")
+np.save(out + "/probabilities.npy", model.predict(images, batch_size=1000, verbose=0))
+np.save(out + "/digit.npy", model.predict(digit, verbose=0))
+def refused(*layers):
+    return keras_bridge.refusal(keras.Sequential([keras.Input((28, 28)), *layers]), 28, 28, 8, 10)
+print(json.dumps({"trained": keras_bridge.refusal(model, 28, 28, 8, 10),
+    "GRU": refused(keras.layers.GRU(8), keras.layers.Dense(10)),
+    "stacked": refused(keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8), keras.layers.Dense(10)),
+    "bidirectional": refused(keras.layers.Bidirectional(keras.layers.LSTM(8)), keras.layers.Dense(10)),
+    "relu": refused(keras.layers.LSTM(8, activation="relu"), keras.layers.Dense(10)),
+    "16 units": refused(keras.layers.LSTM(16), keras.layers.Dense(10))}))
+"""
+
+
+def keras_alone(script, *arguments, cwd, project=False):
+    """`script` run by a fresh Python with Keras 3 (no TF_USE_LEGACY_KERAS), in the folder `cwd`;
+    with `project`, this project's modules can be imported. Returns the JSON of its last line."""
+    environment = {name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"}
+    environment.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=settings.ROOT if project else "")
+    result = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
+                            timeout=300, cwd=cwd, env=environment)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +105,9 @@ def test_the_weights_move_to_keras_gate_blocks_reordered_and_the_forget_bias_fol
     assert kernel_x.tolist() == [[1, 3, 2, 4], [5, 7, 6, 8]] and kernel_h.tolist() == [[9, 11, 10, 12]]
     assert bias.tolist() == [1, 3.5, 2, 4] and bias.dtype == np.float32
     assert kernel_h.shape == (n_hidden, 4 * n_hidden)
+    back_kernel, back_bias = keras_bridge.tf1_lstm_weights(kernel_x, kernel_h, bias, 0.5)
+    assert back_kernel.tolist() == kernel.tolist() and back_bias.tolist() == [1, 2, 3, 4]
+    assert back_bias.dtype == np.float32
 
 
 @pytest.mark.slow
@@ -70,16 +115,11 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
     images, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "labels.npy", labels)
-    environment = {name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"}
     for cell in ("basic", "fast"):
         out = tmp_path / cell
         out.mkdir()
-        result = subprocess.run([sys.executable, "-c", KERAS_ALONE, str(converted / cell / export.KERAS_NAME),
-                                 str(tmp_path / "images.npy"), str(tmp_path / "labels.npy"), str(out)],
-                                capture_output=True, text=True, timeout=300, cwd=out,
-                                env={**environment, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        assert result.returncode == 0, result.stderr
-        said = json.loads(result.stdout.splitlines()[-1])
+        said = keras_alone(KERAS_ALONE, converted / cell / export.KERAS_NAME, tmp_path / "images.npy",
+                           tmp_path / "labels.npy", out, cwd=out)
         assert said["layers"] == ["InputLayer", "LSTM", "Dense", "Softmax"]
         probabilities, outputs, loss = tf1_answers(tiny_run, images, labels, cell)
         keras_probabilities = np.load(out / "probabilities.npy")
@@ -90,3 +130,104 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
         np.testing.assert_allclose(np.load(out / "outputs.npy"), outputs, rtol=0, atol=1e-5)
         assert said["loss"] == pytest.approx(float(loss), abs=1e-5)
         assert said["first_step_loss"] == pytest.approx(float(loss), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained_in_keras(loaded_mnist, tmp_path_factory):
+    """A Keras LSTM(8) + Dense trained a few steps in Keras alone, as a run folder of this project
+    (export.py MODEL.keras RUN): (folder, the model's file, its probabilities on the first 1000 test
+    images and on one digit's image file, that file, the refusals)."""
+    folder = tmp_path_factory.mktemp("from_keras")
+    mnist = loaded_mnist[0]
+    images_ = mnist.test.images[:1000].reshape(-1, 28, 28)
+    np.save(folder / "images.npy", images_)
+    np.save(folder / "labels.npy", mnist.test.labels[:1000])
+    digit_file = folder / "digit.png"
+    from PIL import Image
+    Image.fromarray((mnist.test.images[7] * 255).astype(np.uint8).reshape(28, 28)).save(digit_file)
+    np.save(folder / "digit_pixels.npy", images.load_digit(digit_file).reshape(1, 28, 28))
+    refusals = keras_alone(TRAINED_IN_KERAS, folder / "images.npy", folder / "labels.npy",
+                           folder / "digit_pixels.npy", folder, cwd=folder, project=True)
+    assert export.main([str(folder / "trained.keras"), str(folder / "run"), "--n_hidden=8"]) == 0
+    return (folder / "run", folder / "trained.keras", np.load(folder / "probabilities.npy"),
+            np.load(folder / "digit.npy")[0], digit_file, refusals)
+
+
+@pytest.mark.parametrize("cell", ["basic", "fast"])
+def test_a_model_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist, cell):
+    run_dir, _, keras_probabilities, keras_digit, digit_file, _ = trained_in_keras
+    cfg, checkpoint = settings.open_saved_run(str(run_dir), {"cell": cell})
+    assert (cfg.n_hidden, os.path.basename(checkpoint)) == (8, "model.ckpt-0")
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        probabilities = sess.run(model.probabilities, model.feed(mnist.test.images[:1000]))
+    np.testing.assert_allclose(probabilities, keras_probabilities, rtol=0, atol=1e-5)
+    [(digit, predicted)] = predict.predict(cfg, checkpoint, [str(digit_file)])
+    np.testing.assert_allclose(predicted, keras_digit, rtol=0, atol=1e-5)
+    assert digit == int(np.argmax(keras_digit))
+    from PIL import Image
+    reader = serve.Reader(cfg, checkpoint)
+    try:
+        np.testing.assert_allclose(reader.read(Image.open(digit_file))["steps"][-1], keras_digit, rtol=0, atol=2e-5)
+    finally:
+        reader.close()
+
+
+def test_a_run_made_from_keras_exports_and_trains_on(trained_in_keras, tmp_path, capsys):
+    run_dir = trained_in_keras[0]
+    assert export.main([str(run_dir), str(tmp_path / "exported")]) == 0
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+    import train_lstm_mnist
+    assert train_lstm_mnist.main(["--resume=" + str(run_dir), "--training_iters=300", "--plots=False"]) == 0
+    assert "Resuming" in capsys.readouterr().out
+    assert os.path.basename(settings.open_saved_run(str(run_dir), {})[1]) == "model.ckpt-2"
+
+
+def test_keras_models_of_another_shape_are_refused_saying_what_is_supported(trained_in_keras):
+    refusals = trained_in_keras[-1]
+    assert refusals.pop("trained") is None
+    assert refusals["GRU"].startswith("its layers are GRU, Dense;")
+    assert refusals["stacked"].startswith("its layers are LSTM, LSTM, Dense;")
+    assert refusals["bidirectional"].startswith("its layers are Bidirectional, Dense;")
+    assert refusals["relu"].startswith("its LSTM or Dense is not the tutorial's ({'activation': 'relu'})")
+    assert refusals["16 units"].startswith("its input is (28, 28), its LSTM has 16 units and its Dense 10;")
+    for line in refusals.values():
+        assert "supported: Input((28, 28)) -> LSTM(8) -> Dense(10) [-> Softmax]" in line
+
+
+@pytest.mark.parametrize("problem", ["other units", "damaged", "missing", "out exists"])
+def test_a_keras_model_the_bridge_cannot_take_is_one_line_and_leaves_nothing(trained_in_keras, tmp_path, capsys,
+                                                                             problem):
+    source, out = trained_in_keras[1], tmp_path / "run"
+    arguments = {"other units": [str(source), str(out)],  # the settings say n_hidden = 128
+                 "damaged": [str(tmp_path / "damaged.keras"), str(out), "--n_hidden=8"],
+                 "missing": [str(tmp_path / "missing.keras"), str(out)],
+                 "out exists": [str(source), str(tmp_path), "--n_hidden=8"]}[problem]
+    (tmp_path / "damaged.keras").write_bytes(source.read_bytes()[:300])
+    assert export.main(arguments) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    expected = {"other units": "its LSTM has 8 units", "damaged": "cannot read this Keras model",
+                "missing": "no such Keras model file", "out exists": "exists and is not an empty folder"}[problem]
+    assert len(said) == 1 and expected in said[0], said
+    assert os.listdir(tmp_path) == ["damaged.keras"]  # no run folder, nothing half-written
+
+
+def test_ctrl_c_while_keras_writes_its_model_is_the_stop_and_leaves_nothing(tiny_run, tmp_path):
+    out = tmp_path / "export"
+    # As a terminal's Ctrl-C does: the signal goes to the export and to Keras's process alike.
+    process = subprocess.Popen([sys.executable, "export.py", tiny_run[1]["run_dir"], str(out), "--keras"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=settings.ROOT,
+                               process_group=0)
+    try:
+        handed_over = tmp_path / f"export.partial-{process.pid}" / f"{export.KERAS_NAME}.weights.npz"
+        deadline = time.monotonic() + 120
+        while not handed_over.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # a poll for the file Keras's process is started on, not a wait for readiness
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    stopped = f"Interrupted by SIGINT while exporting: nothing is left at {out}, the run is untouched"
+    assert err.strip().splitlines()[-1] == stopped
+    assert os.listdir(tmp_path) == []
