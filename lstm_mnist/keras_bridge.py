@@ -88,7 +88,7 @@ def keras_process(way, source, target, shape):
     if result.returncode == REFUSED:
         raise ConfigError(last_line)
     if result.returncode != 0:
-        raise OSError(f"Keras could not {way} {target if way == 'write' else source}: {last_line}")
+        raise OSError(f"Keras's process could not {way} the model: {last_line}")
 
 
 def keras_model(n_steps, n_input, n_hidden, n_classes, weights):

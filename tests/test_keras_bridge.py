@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, fill
 
 import export
 import predict
@@ -210,6 +211,14 @@ def test_a_keras_model_the_bridge_cannot_take_is_one_line_and_leaves_nothing(tra
                 "missing": "no such Keras model file", "out exists": "exists and is not an empty folder"}[problem]
     assert len(said) == 1 and expected in said[0], said
     assert os.listdir(tmp_path) == ["damaged.keras"]  # no run folder, nothing half-written
+
+
+def test_a_full_disk_leaves_no_half_written_run_folder(trained_in_keras, small_disk, capsys):
+    fill(small_disk)
+    out = small_disk / "run"
+    assert export.main([str(trained_in_keras[1]), str(out), "--n_hidden=8"]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"cannot write the run folder {out}:", "nothing was left there")
+    assert os.listdir(small_disk) == ["filler"]
 
 
 def test_ctrl_c_while_keras_writes_its_model_is_the_stop_and_leaves_nothing(tiny_run, tmp_path):
