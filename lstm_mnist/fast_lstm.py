@@ -9,7 +9,9 @@ The tutorial's graph spends its time on per-op overhead and on elementwise
 kernels, not on arithmetic: dynamic_rnn's while loop runs thousands of tiny
 kernels a step, and TensorFlow's generic elementwise kernels are slow next to
 oneDNN's. Here:
-- the recurrence is unrolled (n_steps is fixed), one matmul per time step;
+- the recurrence is unrolled (n_steps is fixed), one matmul per time step; a longer
+  sequence than CHUNK_STEPS (784 pixels) runs as a while loop over unrolled chunks,
+  so that its graph does not grow with its length;
 - the four gates go through one sigmoid, fused into that matmul by grappler
   (MatMul + BiasAdd + Sigmoid -> one oneDNN kernel): tanh(j) = 2 * sigmoid(2j) - 1,
   so the j columns of the kernel and bias are doubled, and forget_bias is
@@ -31,6 +33,7 @@ from lstm_mnist.tf_setup import tf, tf1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
 WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul
+CHUNK_STEPS = 28  # longer sequences run as a loop over chunks of at most this many unrolled steps
 
 
 def lstm_variables(n_input, n_hidden):
@@ -64,13 +67,17 @@ def matmul(a, b, dtype):
     return tf.cast(tf.matmul(tf.cast(a, dtype), tf.cast(b, dtype)), tf.float32)
 
 
-def recurrence(x, w, b, n_input, dtype=tf.float32):
-    """The forward pass, unrolled, with the scaled weights: per time step, lists of [x_t, h]
-    (xh), the gates' sigmoid (s), tanh(j) (tj), c before the step (c), tanh(c) (tc) and h."""
-    steps = types.SimpleNamespace(xh=[], s=[], tj=[], c=[], tc=[], h=[])
-    w = tf.cast(w, dtype)  # once, not at every step
-    h = c = None
-    for x_t in tf.unstack(x, axis=1):
+KEPT = ("xh", "s", "tj", "c", "tc", "h")  # what the forward pass keeps of every step for the backward pass
+
+
+def recurrence(x_steps, w, b, n_input, dtype, h=None, c=None):
+    """The forward pass over `x_steps` (a list of [batch, n_input]), unrolled, with the scaled
+    weights `w` (already in `dtype`) from the state h, c (None: the sequence's start, where h and c
+    are zero and the first step multiplies x alone). Per time step, lists of [x_t, h] (xh), the
+    gates' sigmoid (s), tanh(j) (tj), c before the step (c: None at the start), tanh(c) (tc) and h;
+    and the state after the last step (c_end)."""
+    steps = types.SimpleNamespace(**{name: [] for name in KEPT})
+    for x_t in x_steps:
         xh = x_t if h is None else tf.concat([x_t, h], axis=1)
         s = tf.sigmoid(tf.nn.bias_add(matmul(xh, w[:n_input] if h is None else w, dtype), b))
         i, sj, f, o = tf.split(s, 4, axis=1)
@@ -84,7 +91,80 @@ def recurrence(x, w, b, n_input, dtype=tf.float32):
         steps.tj.append(tj)
         steps.tc.append(tc)
         steps.h.append(h)
+    steps.c_end = c
     return steps
+
+
+def backward(steps, dh, dc, w_h_t, dtype):
+    """The backward pass through recurrence's `steps`, last step first, from the gradients dh and
+    dc (None: none yet) after them: (per step, the gradient of the gates before their sigmoid;
+    dh and dc before the first step, unchanged past the sequence's start)."""
+    d_steps = [None] * len(steps.s)
+    for t in reversed(range(len(steps.s))):
+        i, _, f, o = tf.split(steps.s[t], 4, axis=1)
+        dc_t = tf.raw_ops.TanhGrad(y=steps.tc[t], dy=dh * o)
+        dc = dc_t if dc is None else dc + dc_t
+        d_f = tf.zeros_like(dc) if steps.c[t] is None else dc * steps.c[t]
+        ds = tf.concat([dc * steps.tj[t], 2.0 * dc * i, d_f, dh * steps.tc[t]], axis=1)
+        d_steps[t] = tf.raw_ops.SigmoidGrad(y=steps.s[t], dy=ds)
+        if steps.c[t] is not None:  # not the sequence's first step: carry on to the one before
+            dh = matmul(d_steps[t], w_h_t, dtype)
+            dc = dc * f
+    return d_steps, dh, dc
+
+
+def chunk_length(n_steps):
+    """The steps a loop iteration unrolls (see looped): n_steps itself up to CHUNK_STEPS (one
+    unroll, no loop), else the largest divisor of n_steps not above CHUNK_STEPS."""
+    return max(k for k in range(1, min(n_steps, CHUNK_STEPS) + 1) if n_steps % k == 0)
+
+
+def looped(x, w, b, w_h_t, n_input, dtype):
+    """The forward pass of a long sequence as a while loop over chunks of chunk_length steps, each
+    unrolled as a short sequence is: the graph stays the size of one chunk whatever the length,
+    and the cost per step that of the unroll. Returns (h at the last step, h at every step
+    [batch, n_steps, n_hidden], the backward pass: dh -> d_kernel, d_bias before scaling)."""
+    n_steps, n_hidden = x.shape[1], w.shape[1] // 4
+    size = chunk_length(n_steps)
+    n_chunks = n_steps // size
+    chunks = tf.reshape(tf.transpose(x, [1, 0, 2]), [n_chunks, size, -1, n_input])
+    start = tf.zeros([tf.shape(x)[0], n_hidden])
+    kept = [tf.TensorArray(tf.float32, size=n_steps, element_shape=[None, None]) for _ in KEPT]
+
+    def forward_chunk(k, h, c, *kept):
+        steps = recurrence(tf.unstack(chunks[k], num=size), w, b, n_input, dtype, h, c)
+        for t in range(size):  # one step at a time: a tensor list holds them without copying
+            kept = [array.write(k * size + t, getattr(steps, name)[t]) for array, name in zip(kept, KEPT, strict=True)]
+        return (k + 1, steps.h[-1], steps.c_end, *kept)
+
+    _, last, _, *kept = tf.while_loop(lambda k, *_: k < n_chunks, forward_chunk, [0, start, start, *kept])
+    kept = dict(zip(KEPT, kept, strict=True))
+
+    def backward_chunk(k, dh, dc, d_kernel, d_bias):
+        steps = types.SimpleNamespace(**{name: [kept[name].read(k * size + t) for t in range(size)] for name in KEPT})
+        d_steps, dh, dc = backward(steps, dh, dc, w_h_t, dtype)
+        xh, d = tf.concat(steps.xh, axis=0), tf.concat(d_steps, axis=0)
+        return k - 1, dh, dc, d_kernel + matmul(tf.transpose(xh), d, dtype), d_bias + tf.reduce_sum(d, axis=0)
+
+    def backward_pass(dh):
+        zeros = [tf.zeros_like(dh), tf.zeros(w.shape), tf.zeros(w.shape[1:])]
+        *_, d_kernel, d_bias = tf.while_loop(lambda k, *_: k >= 0, backward_chunk, [n_chunks - 1, dh, *zeros])
+        return d_kernel, d_bias
+
+    every_h = tf.transpose(kept["h"].stack(), [1, 0, 2])
+    return last, every_h, backward_pass
+
+
+def unrolled(x, w, b, w_h_t, n_input, dtype):
+    """The forward pass of a short sequence, every step unrolled: as looped returns."""
+    steps = recurrence(tf.unstack(x, axis=1), w, b, n_input, dtype)
+
+    def backward_pass(dh):
+        d_steps, _, _ = backward(steps, dh, None, w_h_t, dtype)
+        return (weight_gradient(steps.xh, d_steps, n_input, dtype),
+                tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]))
+
+    return steps.h[-1], tf.stack(steps.h, axis=1), backward_pass
 
 
 def outputs(x, kernel, bias, forget_bias, precision="fp32"):
@@ -96,37 +176,24 @@ def outputs(x, kernel, bias, forget_bias, precision="fp32"):
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
     dtype = DTYPES[precision]
     every_h = []  # each chain's h at every step, kept from inside its forward pass
+    forward = unrolled if chunk_length(n_steps) == n_steps else looped
 
     @tf.custom_gradient
     def lstm(x, kernel, bias):
-        w = kernel * scale
+        w = tf.cast(kernel * scale, dtype)  # cast once, not at every step
         b = (bias + shift) * scale
         # Transposed once here rather than by a flag on each backward matmul. The
         # scaling comes after the transpose, so the matmuls read a Mul, and grappler
         # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
-        steps = recurrence(x, w, b, n_input, dtype)
-        every_h.append(tf.stack(steps.h, axis=1))
-        xh_steps, s_steps, tj_steps, c_steps, tc_steps = steps.xh, steps.s, steps.tj, steps.c, steps.tc
+        last, every, backward_pass = forward(x, w, b, w_h_t, n_input, dtype)
+        every_h.append(every)
 
         def grad(dh):
-            d_steps = [None] * n_steps
-            dc = None
-            for t in reversed(range(n_steps)):
-                i, _, f, o = tf.split(s_steps[t], 4, axis=1)
-                dc_t = tf.raw_ops.TanhGrad(y=tc_steps[t], dy=dh * o)
-                dc = dc_t if dc is None else dc + dc_t
-                d_f = dc * c_steps[t] if t > 0 else tf.zeros_like(dc)
-                ds = tf.concat([dc * tj_steps[t], 2.0 * dc * i, d_f, dh * tc_steps[t]], axis=1)
-                d_steps[t] = tf.raw_ops.SigmoidGrad(y=s_steps[t], dy=ds)
-                if t > 0:
-                    dh = matmul(d_steps[t], w_h_t, dtype)
-                    dc = dc * f
-            d_kernel = weight_gradient(xh_steps, d_steps, n_input, dtype) * scale
-            d_bias = tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]) * scale
-            return None, d_kernel, d_bias
+            d_kernel, d_bias = backward_pass(dh)
+            return None, d_kernel * scale, d_bias * scale
 
-        return steps.h[-1], grad
+        return last, grad
 
     kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
     batch = tf.shape(x)[0]

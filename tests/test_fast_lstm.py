@@ -11,9 +11,10 @@ from lstm_mnist import checkpoints, scoring, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 
-def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32"):
-    """(pred, h at every step, gradients of the cost w.r.t. every trainable variable) for the given weights."""
-    cfg = settings.make({"cell": cell, "precision": precision})
+def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **sizes):
+    """(pred, h at every step, gradients of the cost w.r.t. every trainable variable) for the given
+    weights, with the settings' `sizes` (n_steps, n_input, n_hidden) overridden."""
+    cfg = settings.make({"cell": cell, "precision": precision, **sizes})
     model = script.build_graph(cfg)
     with model.graph.as_default():
         variables = tf1.trainable_variables()
@@ -24,16 +25,20 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32"):
             weights = sess.run(variables)
         for variable, value in zip(variables, weights, strict=True):
             variable.load(value, sess)
-        feed = {model.x: batch_x.reshape(-1, 28, 28), model.y: batch_y}
+        feed = {model.x: batch_x.reshape(-1, cfg.n_steps, cfg.n_input), model.y: batch_y}
         return weights, [v.name for v in variables], sess.run([model.pred, model.outputs, *gradients], feed)
 
 
-def test_fast_cell_matches_basic_cell_forward_and_backward(mnist):
+@pytest.mark.parametrize("sizes", [{},  # the tutorial's 28 rows: one unroll
+                                   {"n_steps": 784, "n_input": 1, "n_hidden": 8},  # pixels: a loop of 28 chunks of 28
+                                   {"n_steps": 49, "n_input": 16, "n_hidden": 8}],  # a loop of 7 chunks of 7
+                         ids=["28 steps", "784 steps", "49 steps"])
+def test_fast_cell_matches_basic_cell_forward_and_backward(mnist, sizes):
     batch_x, batch_y = mnist.train.next_batch(100)
-    weights, _, _ = outputs_and_gradients("basic", None, batch_x, batch_y)  # the initial weights
+    weights, _, _ = outputs_and_gradients("basic", None, batch_x, batch_y, **sizes)  # the initial weights
     weights[3] = np.random.RandomState(0).normal(0, 0.5, weights[3].shape).astype(np.float32)  # a non-zero bias
-    _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y)
-    _, fast_names, fast = outputs_and_gradients("fast", weights, batch_x, batch_y)
+    _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y, **sizes)
+    _, fast_names, fast = outputs_and_gradients("fast", weights, batch_x, batch_y, **sizes)
     assert fast_names == basic_names
     for name, b, f in zip(["pred", "outputs", *basic_names], basic, fast, strict=True):
         assert f.shape == b.shape
