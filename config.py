@@ -26,6 +26,11 @@ data_dir = os.path.join(_HERE, "data", "mnist")  # folder of the four MNIST file
 validation_size = 5000  # first this many training images held out for validation
 seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log on one machine
 max_loss = 1e4  # stop when a logged minibatch loss exceeds this: training diverged (0: never)
+clip_norm = 0.0  # clip the gradients to this global norm before Adam (0: never, as the tutorial)
+
+# The task (lstm_mnist/tasks.py): how an image becomes a sequence
+task = "rows"  # "rows": the tutorial's rows; "pixels": 784 steps of 1 pixel; "permuted": those in a fixed random order
+permutation_seed = 1  # the permuted task's pixel order (task = "permuted" only)
 
 # What a run leaves behind (in out_dir/<YYYYmmdd-HHMMSS>/)
 out_dir = os.path.join(_HERE, "runs")  # parent folder of the run folders

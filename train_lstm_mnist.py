@@ -18,7 +18,20 @@ its lines come on lines of their own.
 import random
 
 import data
-from lstm_mnist import checkpoints, distributed, errors, fast_lstm, gates, launch, phases, reading, runs, settings
+from lstm_mnist import (
+    checkpoints,
+    clipping,
+    distributed,
+    errors,
+    fast_lstm,
+    gates,
+    launch,
+    phases,
+    reading,
+    runs,
+    settings,
+    tasks,
+)
 from lstm_mnist.model import Model
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
@@ -55,6 +68,8 @@ def build_graph(cfg, cluster=None):
         # The input should be a Tensor of shape: [batch_size, time_steps, input_dimension]
         x = tf1.placeholder(dtype="float", shape=[None, cfg.n_steps, cfg.n_input], name="x")
         y = tf1.placeholder(dtype="float", shape=[None, cfg.n_classes], name="y")
+        # Beyond the tutorial: what the LSTM reads, x itself or its pixels in the permuted task's order (tasks.py)
+        sequence = tasks.sequence(x, cfg)
         # Randomly initializing weights & biases
         weights = {"out": tf.Variable(tf1.random_normal([cfg.n_hidden, cfg.n_classes]))}
         biases = {"out": tf.Variable(tf1.random_normal([cfg.n_classes]))}
@@ -62,22 +77,23 @@ def build_graph(cfg, cluster=None):
         if cfg.cell == "basic":
             lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)
             # dynamic_rnn creates a recurrent neural network specified from lstm_cell
-            outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=x, dtype=tf.float32)
+            outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=sequence, dtype=tf.float32)
             # The last time step's output, mapped by a linear readout to the 10 classes
             output = tf.reshape(tf.split(outputs, cfg.n_steps, axis=1, num=None, name="split")[-1],
                                 [-1, cfg.n_hidden])
         else:  # Beyond the tutorial: cell="fast", the same LSTM and variables built for speed (fast_lstm.py)
             lstm_cell = None
             kernel, bias = fast_lstm.lstm_variables(cfg.n_input, cfg.n_hidden)
-            outputs, output = fast_lstm.outputs(x, kernel, bias, cfg.forget_bias, cfg.precision)
+            outputs, output = fast_lstm.outputs(sequence, kernel, bias, cfg.forget_bias, cfg.precision)
         pred = tf.matmul(output, weights["out"]) + biases["out"]
 
         # The cost function and optimizer
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
         global_step = tf1.train.get_or_create_global_step()  # Beyond the tutorial: the step, for checkpoints
-        # (replicated: Adam itself, except for synchronous replicas in a cluster; global_step: beyond the tutorial)
-        optimizer = distributed.replicated(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate),
-                                           cluster).minimize(cost, global_step=global_step)
+        # (replicated: Adam itself, except for synchronous replicas in a cluster; clipping.minimize: the
+        # tutorial's minimize unless clip_norm is set; global_step: beyond the tutorial)
+        optimizer = clipping.minimize(distributed.replicated(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate),
+                                                             cluster), cost, global_step, cfg.clip_norm)
         # The accuracy and evaluation methods used in the learning process
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
@@ -87,7 +103,7 @@ def build_graph(cfg, cluster=None):
         predicted = tf.argmax(pred, 1, name="predicted")
         probabilities = tf.nn.softmax(pred, name="probabilities")
         rows_read = reading.add_to_graph(outputs, weights["out"], biases["out"])
-        gates_read = gates.add_to_graph(x, outputs, cfg.forget_bias)
+        gates_read = gates.add_to_graph(sequence, outputs, cfg.forget_bias)
         saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
 
         init = tf1.global_variables_initializer()

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import config
-from lstm_mnist import checkpoints
+from lstm_mnist import checkpoints, tasks
 from lstm_mnist.errors import ConfigError, cannot_write
 from lstm_mnist.files import write_atomically
 from lstm_mnist.tf_setup import tf
@@ -94,10 +94,13 @@ def make(overrides=None, saved=None):
     """The settings of a run, checked: config.py's values, or `saved` (a saved run's),
     with `overrides` applied."""
     values = dict(saved if saved is not None else config_values())
-    for name, value in (overrides or {}).items():
+    overrides = overrides or {}
+    for name, value in overrides.items():
         if name not in values:
             raise ConfigError(f"unknown setting {name}")
         values[name] = value
+    if tasks.shape_of(values["task"]) and not {"n_steps", "n_input"} & set(overrides):
+        values.update(tasks.ONE_PIXEL)  # --task=pixels alone reads one pixel a step
     cfg = argparse.Namespace(**values)
     check(cfg)
     return cfg
@@ -109,6 +112,12 @@ RULES = [
     ("n_steps", lambda c: c.n_steps >= 1, ">= 1"),
     ("n_input", lambda c: c.n_input >= 1, ">= 1"),
     ("n_steps * n_input", lambda c: c.n_steps * c.n_input == 784, "784, the pixels of one 28x28 image"),
+    ("n_steps * n_input", lambda c: tasks.shape_of(c.task) in (None, (c.n_steps, c.n_input)),
+     "784 * 1 for the pixels and permuted tasks, one pixel a step (leave n_steps and n_input out)"),
+    ("permutation_seed", lambda c: 0 <= c.permutation_seed < 2**32, "between 0 and 2**32 - 1"),
+    ("permutation_seed", lambda c: c.task == "permuted" or c.permutation_seed == config.permutation_seed,
+     f"{config.permutation_seed} (config.py's) unless task = \"permuted\": it orders that task's pixels alone"),
+    ("clip_norm", lambda c: c.clip_norm >= 0 and math.isfinite(c.clip_norm), ">= 0 and finite (0: no clipping)"),
     ("n_classes", lambda c: c.n_classes == 10, "10, the MNIST digits"),
     ("n_hidden", lambda c: c.n_hidden >= 1, ">= 1"),
     ("learning_rate", lambda c: c.learning_rate > 0 and math.isfinite(c.learning_rate), "> 0 and finite"),
@@ -137,6 +146,10 @@ def refuse(name, value, allowed):
 
 
 def check(cfg):
+    if cfg.task not in tasks.TASKS:
+        close = difflib.get_close_matches(cfg.task, tasks.TASKS, n=1, cutoff=0.6)
+        raise refuse("task", cfg.task, '"rows", "pixels" or "permuted"' +
+                     (f' (did you mean "{close[0]}"?)' if close else ""))
     for name, ok, allowed in RULES:
         if not ok(cfg):
             raise refuse(name, " * ".join(str(getattr(cfg, n)) for n in name.split(" * ")), allowed)
@@ -184,7 +197,7 @@ def check_memory(cfg):
 
 
 # What a checkpoint's step and weights mean: a resumed run cannot change these.
-FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "batch_size")
+FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "batch_size", "task", "permutation_seed")
 
 
 def check_resume_overrides(overrides, saved):

@@ -108,7 +108,7 @@ def test_the_script_reads_as_the_tutorial():
     source = open(SCRIPT).read()
     anchors = ["read_data_sets(", 'print("Train Images: "', "x = tf1.placeholder", "y = tf1.placeholder",
                "weights = {", "biases = {", "lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell", "outputs, states =",
-               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = distributed.replicated(",
+               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = clipping.minimize(distributed.replicated(",
                "tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)",
                "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "init = tf1.global_variables_initializer",
                "sess.run(model.init)", "while run.going(step * cfg.batch_size < cfg.training_iters)",
