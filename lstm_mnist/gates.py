@@ -22,7 +22,8 @@ from lstm_mnist.tf_setup import tf, tf1
 GATES = ("write", "keep", "read")  # sigmoid(i), sigmoid(f + forget_bias), sigmoid(o)
 CLOSED, OPEN = 0.1, 0.9  # a gate below CLOSED or above OPEN is saturated (Karpathy et al. 2015)
 NAMES = ("write", "keep", "read", "candidate", "cell", "output")  # what add_to_graph gives after every row
-GATE_IMAGES = 1000  # test images the run's gates line and gates.png's statistics are computed on
+GATE_IMAGES = 1000  # test images of 28 rows the gates line and gates.png's statistics are computed on (longer
+# sequences: as many image-steps, so 35 images of 784 pixels)
 
 
 def cell_variables():
@@ -87,8 +88,8 @@ class Gates(Part):
     cost the default run half a second more, for the same means to within 0.002 there). The
     statistics go to the results, for gates.png (plots.py)."""
 
-    def __init__(self, test):
-        self.images = test.images[:GATE_IMAGES]
+    def __init__(self, test, n_steps):
+        self.images = test.images[:max(1, GATE_IMAGES * 28 // n_steps)]
 
     def finish(self, run, sess, results):
         statistics = sess.run(run.model.gates.statistics, run.model.feed(self.images))

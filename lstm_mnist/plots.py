@@ -20,13 +20,15 @@ READING_DIGITS = 6  # test digits shown in reading.png
 GATE_DIGITS = 3  # of reading.png's digits, the first shown in gates.png
 
 
-def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of, gates_of, gate_statistics):
+def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of, gates_of, gate_statistics,
+                    order=None):
     """curves.png, predictions.png, confusion.png, reading.png and gates.png of a finished run.
 
     `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
     `step_probabilities_of(images)` the model's class probabilities after every row,
-    `gates_of(images)` its gates after every row (gates.gates_of) and `gate_statistics` the
-    gates' statistics over the test images of the gates line (gates.Gates).
+    `gates_of(images)` its gates after every row (gates.gates_of), `gate_statistics` the
+    gates' statistics over the test images of the gates line (gates.Gates) and `order` the
+    pixel order the model reads (tasks.pixel_order).
     """
     true = np.argmax(test.labels, axis=1)
     save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"))
@@ -35,7 +37,7 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
                 os.path.join(run_dir, "predictions.png"))
     save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"))
     shown = digits_to_show(predicted, true, READING_DIGITS)
-    save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown]),
+    save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown], order),
                 os.path.join(run_dir, "reading.png"))
     shown = shown[:GATE_DIGITS]
     save_figure(gates_figure(test.images[shown], gates_of(test.images[shown]), gate_statistics, true[shown]),
@@ -131,25 +133,33 @@ def confusion_figure(predicted, true):
     return fig
 
 
-def reading_figure(images, step_probabilities, true):
-    """For each digit: the image with its rows revealed a quarter at a time, and the probability
-    of each class after every row read (the true class green, a wrong final answer red)."""
+def reading_figure(images, step_probabilities, true, order=None):
+    """For each digit: the image with the pixels read so far shown a quarter of the way at a time
+    (rows, for the tutorial's task; `order` is the order the model reads the pixels in, by
+    default theirs), and the probability of each class after every step read (the true class
+    green, a wrong final answer red)."""
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
+    order = np.arange(images.shape[1]) if order is None else order
+    step = "row" if n_steps <= 28 else "pixel"
     height = 1.8 * n_digits + 0.6  # inches; the margins below are fixed in inches too
     fig = new_figure(figsize=(12, height))
     grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6, left=0.01, right=0.97,
                             top=1 - 0.75 / height, bottom=0.55 / height)
     for k, (image, probabilities, label) in enumerate(zip(images, step_probabilities, true, strict=True)):
-        image = image.reshape(n_steps, -1)
-        stages = np.stack([np.concatenate([image[:rows], 0.15 * image[rows:]]) for rows in revealed])
-        canvas, offsets = montage(stages, len(revealed))
+        stages = []
+        for steps in revealed:
+            dimmed = 0.15 * image
+            read = order[:steps * len(image) // n_steps]
+            dimmed[read] = image[read]
+            stages.append(dimmed.reshape(28, 28))
+        canvas, offsets = montage(np.stack(stages), len(revealed))
         ax = fig.add_subplot(grid[k, 0])
         ax.imshow(canvas, cmap="gray", vmin=0, vmax=1)
         ax.axis("off")
         if k == 0:
-            for (_, left), rows in zip(offsets, revealed, strict=True):
-                ax.text(left + image.shape[1] / 2, -2, f"rows 1-{rows}", ha="center", va="bottom", fontsize=9)
+            for (_, left), steps in zip(offsets, revealed, strict=True):
+                ax.text(left + 14, -2, f"{step}s 1-{steps}", ha="center", va="bottom", fontsize=9)
         answer = int(np.argmax(probabilities[-1]))
         ax = fig.add_subplot(grid[k, 1])
         for digit in range(probabilities.shape[1]):
@@ -162,8 +172,8 @@ def reading_figure(images, step_probabilities, true):
         ax.set_title(f"true {label}, final answer {answer}", fontsize=9, color="black" if answer == label else "red")
         ax.grid(alpha=0.3)
         if k == n_digits - 1:
-            ax.set_xlabel("rows read")
-    fig.suptitle("How the LSTM reads: its answer after each row of the image", y=1 - 0.2 / height)
+            ax.set_xlabel(f"{step}s read")
+    fig.suptitle(f"How the LSTM reads: its answer after each {step} of the image", y=1 - 0.2 / height)
     return fig
 
 
@@ -184,7 +194,7 @@ def gates_figure(images, digit_gates, statistics, true):
     rows, maps = (0.5, n_steps + 0.5), {"write": {}, "keep": {}, "read": {}, "cell": {"cmap": "RdBu_r"}}
     for k in range(n_digits):
         ax = fig.add_subplot(grid[k, 0])
-        ax.imshow(images[k].reshape(n_steps, -1), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(images[k].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"true {true[k]}", fontsize=9)
         ax.axis("off")
         for column, (name, style) in enumerate(maps.items(), start=1):
@@ -226,8 +236,8 @@ class Plots(Part):
     """A run's part: its PNGs (write_run_plots) at the end. Failing to write them (a full disk)
     is a warning: the run itself is saved."""
 
-    def __init__(self, test, run_dir):
-        self.test, self.run_dir = test, run_dir
+    def __init__(self, test, run_dir, order=None):
+        self.test, self.run_dir, self.order = test, run_dir, order  # order: tasks.pixel_order
 
     def start(self, run, sess):
         # matplotlib's import (a second) goes on beside the training, not after it
@@ -240,7 +250,7 @@ class Plots(Part):
                             self.test, results["predicted"],
                             lambda images: sess.run(probabilities, run.model.feed(images)),
                             lambda images: gates.gates_of(sess, run.model.gates, run.model.feed(images)),
-                            results["gate_statistics"])
+                            results["gate_statistics"], self.order)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

@@ -34,6 +34,7 @@ def row_of_final_answer(step_predicted):
 
 def print_reading_line(step_predicted):
     rows = row_of_final_answer(step_predicted)
-    print(f"Reading: the final answer is reached, and kept, after row {rows.mean():.1f} of "
+    step = "row" if step_predicted.shape[1] <= 28 else "pixel"  # the pixel tasks read 784 steps of one pixel
+    print(f"Reading: the final answer is reached, and kept, after {step} {rows.mean():.1f} of "
           f"{step_predicted.shape[1]} on average ({len(rows)} test images)")
     return float(rows.mean())

@@ -1,5 +1,6 @@
 """Scoring a model: a whole data set in batches, or one image."""
 import collections
+import time
 
 import numpy as np
 
@@ -8,22 +9,30 @@ from lstm_mnist.errors import STOPS
 from lstm_mnist.part import Part
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
+LONG_SEQUENCE = 28  # steps: a set of longer sequences (the pixel tasks, 784) says how far along it is...
+PROGRESS_EVERY_S = 10  # ...on a line every this many seconds
 
 # step_predicted: the answer after every row, (N, n_steps), where asked for (else None).
 Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted", "step_predicted"])
 
 
-def evaluate(sess, model, dataset, every_row=False):
+def evaluate(sess, model, dataset, every_row=False, doing="scoring"):
     """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per
-    run; with `every_row`, also the answer after every row read."""
+    run; with `every_row`, also the answer after every row read. On long sequences, a line
+    every PROGRESS_EVERY_S seconds says what it is `doing` and how far along it is."""
     fetches = [model.cost, model.predicted] + ([model.reading.predicted] if every_row else [])
     total_loss, outputs = 0.0, []
+    started = said = time.monotonic()
     for start in range(0, dataset.num_examples, EVAL_BATCH):
         STOPS.check()  # a signal stops a long scoring between batches
         images = dataset.images[start:start + EVAL_BATCH]
         loss, *arrays = sess.run(fetches, model.feed(images, dataset.labels[start:start + EVAL_BATCH]))
         total_loss += loss * len(images)
         outputs.append(arrays)
+        done, now = start + len(images), time.monotonic()
+        if model.x.shape[1] > LONG_SEQUENCE and now - said >= PROGRESS_EVERY_S and done < dataset.num_examples:
+            print(f"  {doing}: {done} of {dataset.num_examples} images, {now - started:.0f} s")
+            said = now
     predicted, *step_predicted = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
     accuracy = float(np.mean(predicted == np.argmax(dataset.labels, axis=1)))
     return Score(total_loss / dataset.num_examples, accuracy, predicted, step_predicted[0] if every_row else None)
@@ -32,7 +41,7 @@ def evaluate(sess, model, dataset, every_row=False):
 def score_full_test_set(sess, model, mnist):
     """Loss and accuracy on every test image, and the row by which the answer settles,
     each printed on a line of its own."""
-    score = evaluate(sess, model, mnist.test, every_row=True)
+    score = evaluate(sess, model, mnist.test, every_row=True, doing="scoring the test set")
     print(f"Full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
           f"({mnist.test.num_examples} images)")
     reading.print_reading_line(score.step_predicted)
@@ -60,7 +69,8 @@ class Validation(Part):
         number = step.number
         due = self.every and (number % self.every == 0 or (self.at_the_last_step and number == run.last_step))
         if due and self.validation.num_examples:
-            step.validation_accuracy = accuracy = evaluate(sess, run.model, self.validation).accuracy
+            accuracy = evaluate(sess, run.model, self.validation, doing="validating").accuracy
+            step.validation_accuracy = accuracy
             print(f"Validation Accuracy= {accuracy:.5f} ({self.validation.num_examples} images) "
                   f"at Iter {number * self.batch_size}")
 
