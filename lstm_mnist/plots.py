@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from lstm_mnist import gates, metrics
+from lstm_mnist import gates, metrics, reading
 from lstm_mnist.errors import STOPS
 from lstm_mnist.files import replaced_atomically
 from lstm_mnist.part import Part
@@ -141,7 +141,7 @@ def reading_figure(images, step_probabilities, true, order=None):
     n_digits, n_steps = step_probabilities.shape[:2]
     revealed = [n_steps * k // 4 for k in (1, 2, 3, 4)]
     order = np.arange(images.shape[1]) if order is None else order
-    step = "row" if n_steps <= 28 else "pixel"
+    step = reading.step_name(n_steps)
     height = 1.8 * n_digits + 0.6  # inches; the margins below are fixed in inches too
     fig = new_figure(figsize=(12, height))
     grid = fig.add_gridspec(n_digits, 2, width_ratios=[4, 6], wspace=0.15, hspace=0.6, left=0.01, right=0.97,

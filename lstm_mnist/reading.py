@@ -32,9 +32,13 @@ def row_of_final_answer(step_predicted):
     return last_change + 1
 
 
+def step_name(n_steps):
+    """What one step reads, for the log and the plots: a row, or (the pixel tasks' 784 steps) a pixel."""
+    return "row" if n_steps <= 28 else "pixel"
+
+
 def print_reading_line(step_predicted):
     rows = row_of_final_answer(step_predicted)
-    step = "row" if step_predicted.shape[1] <= 28 else "pixel"  # the pixel tasks read 784 steps of one pixel
-    print(f"Reading: the final answer is reached, and kept, after {step} {rows.mean():.1f} of "
-          f"{step_predicted.shape[1]} on average ({len(rows)} test images)")
+    print(f"Reading: the final answer is reached, and kept, after {step_name(step_predicted.shape[1])} "
+          f"{rows.mean():.1f} of {step_predicted.shape[1]} on average ({len(rows)} test images)")
     return float(rows.mean())

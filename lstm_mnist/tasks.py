@@ -37,8 +37,9 @@ def pixel_order(cfg):
 def sequence(x, cfg):
     """What the LSTM reads from the placeholder x [N, n_steps, n_input]: x itself (rows, pixels: the
     tutorial's graph unchanged), or its pixels in the permuted order."""
-    if pixel_order(cfg) is None:
+    order = pixel_order(cfg)
+    if order is None:
         return x
-    order = tf.constant(pixel_order(cfg), dtype=tf.int32, name="permutation")
+    order = tf.constant(order, dtype=tf.int32, name="permutation")
     pixels = tf.gather(tf.reshape(x, [-1, PIXELS]), order, axis=1)
     return tf.reshape(pixels, [-1, cfg.n_steps, cfg.n_input], name="permuted")
