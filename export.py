@@ -73,9 +73,9 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
         if tflite:
             write_tflite(cfg, checkpoint, building)
     print(f"Exported {checkpoint} to {out}")
-    print("Signatures: serving_default (images [None, 28, 28] -> probabilities [None, 10], classes [None]), "
-          f"reading (images -> step_probabilities [None, 28, 10]), gates (images -> {', '.join(gates.NAMES)} "
-          f"[None, 28, {cfg.n_hidden}])")
+    print(f"Signatures: serving_default (images [None, {cfg.n_steps}, {cfg.n_input}] -> probabilities [None, 10], "
+          f"classes [None]), reading (images -> step_probabilities [None, {cfg.n_steps}, 10]), gates (images -> "
+          f"{', '.join(gates.NAMES)} [None, {cfg.n_steps}, {cfg.n_hidden}])")
     if tflite:
         print(f"TFLite: {os.path.join(out, TFLITE_NAME)} (input x [None, 28, 28]; outputs probabilities, predicted)")
     if keras:
@@ -104,11 +104,16 @@ def written_whole(out, kind, doing):
         shutil.rmtree(building, ignore_errors=True)
 
 
+def bridged_variables(model):
+    """What the Keras bridge carries, either way: the cell's kernel and bias, the readout's weights
+    and biases (in the model's graph, the default one)."""
+    return [*gates.cell_variables(), model.weights["out"], model.biases["out"]]
+
+
 def write_keras(cfg, sess, model, path):
     """The restored model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
     with model.graph.as_default():
-        kernel, bias, readout, readout_bias = sess.run([*gates.cell_variables(), model.weights["out"],
-                                                        model.biases["out"]])
+        kernel, bias, readout, readout_bias = sess.run(bridged_variables(model))
     lstm = keras_bridge.keras_lstm_weights(kernel, bias, cfg.n_input, cfg.forget_bias)
     keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
 
@@ -123,8 +128,7 @@ def run_from_keras(cfg, keras_path, out):
         model = script.build_graph(cfg)
         with script.session(cfg, model) as sess, model.graph.as_default():
             tf1_weights = keras_bridge.tf1_lstm_weights(*lstm, cfg.forget_bias)
-            for variable, value in zip([*gates.cell_variables(), model.weights["out"], model.biases["out"]],
-                                       [*tf1_weights, readout, readout_bias], strict=True):
+            for variable, value in zip(bridged_variables(model), [*tf1_weights, readout, readout_bias], strict=True):
                 variable.load(value, sess)
             os.makedirs(building)
             settings.save_settings(building, cfg, then="then convert again")
