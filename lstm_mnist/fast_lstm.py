@@ -29,11 +29,12 @@ Measured on a 2-core machine: benchmarks/README.md.
 """
 import types
 
+from lstm_mnist.tasks import SHORT_SEQUENCE
 from lstm_mnist.tf_setup import tf, tf1
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
 WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul
-CHUNK_STEPS = 28  # longer sequences run as a loop over chunks of at most this many unrolled steps
+CHUNK_STEPS = SHORT_SEQUENCE  # longer sequences run as a loop over chunks of at most this many unrolled steps
 
 
 def lstm_variables(n_input, n_hidden):

@@ -17,6 +17,7 @@ import types
 import numpy as np
 
 from lstm_mnist.part import Part
+from lstm_mnist.tasks import SHORT_SEQUENCE
 from lstm_mnist.tf_setup import tf, tf1
 
 GATES = ("write", "keep", "read")  # sigmoid(i), sigmoid(f + forget_bias), sigmoid(o)
@@ -89,7 +90,7 @@ class Gates(Part):
     statistics go to the results, for gates.png (plots.py)."""
 
     def __init__(self, test, n_steps):
-        self.images = test.images[:max(1, GATE_IMAGES * 28 // n_steps)]
+        self.images = test.images[:max(1, GATE_IMAGES * SHORT_SEQUENCE // n_steps)]
 
     def finish(self, run, sess, results):
         statistics = sess.run(run.model.gates.statistics, run.model.feed(self.images))

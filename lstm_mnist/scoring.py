@@ -7,10 +7,10 @@ import numpy as np
 from lstm_mnist import reading
 from lstm_mnist.errors import STOPS
 from lstm_mnist.part import Part
+from lstm_mnist.tasks import SHORT_SEQUENCE
 
 EVAL_BATCH = 1000  # images per session run when scoring a whole set
-LONG_SEQUENCE = 28  # steps: a set of longer sequences (the pixel tasks, 784) says how far along it is...
-PROGRESS_EVERY_S = 10  # ...on a line every this many seconds
+PROGRESS_EVERY_S = 10  # a set of longer sequences than SHORT_SEQUENCE says how far along it is this often
 
 # step_predicted: the answer after every row, (N, n_steps), where asked for (else None).
 Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted", "step_predicted"])
@@ -30,7 +30,7 @@ def evaluate(sess, model, dataset, every_row=False, doing="scoring"):
         total_loss += loss * len(images)
         outputs.append(arrays)
         done, now = start + len(images), time.monotonic()
-        if model.x.shape[1] > LONG_SEQUENCE and now - said >= PROGRESS_EVERY_S and done < dataset.num_examples:
+        if model.x.shape[1] > SHORT_SEQUENCE and now - said >= PROGRESS_EVERY_S and done < dataset.num_examples:
             print(f"  {doing}: {done} of {dataset.num_examples} images, {now - started:.0f} s")
             said = now
     predicted, *step_predicted = (np.concatenate(parts) for parts in zip(*outputs, strict=True))

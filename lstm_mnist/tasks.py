@@ -16,6 +16,8 @@ from lstm_mnist.tf_setup import tf
 TASKS = ("rows", "pixels", "permuted")
 PIXELS = 28 * 28
 ONE_PIXEL = {"n_steps": PIXELS, "n_input": 1}  # the shape of the pixels and permuted tasks
+SHORT_SEQUENCE = 28  # steps: the tutorial's rows. The fast cell unrolls up to this many, scoring is quiet up to
+# it, and the gates' image count is set for it; longer sequences (the pixel tasks) scale from it
 
 
 def shape_of(task):
