@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                      # everything, ~5 minutes on 2 cores
     python benchmarks/bench_train.py --steps=20 --repeats=2 --no-e2e --variants=default,fast
     python benchmarks/bench_train.py --profile=fast       # where a step's time goes
+    python benchmarks/bench_train.py --lengths=28,112,784 # examples/s of the cells and PyTorch by sequence length
 
 Each variant runs in a worker process of its own (TF1 graph mode, PyTorch and
 Keras 3 do not share a process well) and is warmed up first. The workers are
@@ -57,7 +58,12 @@ def batches(n):
     return [tuple(a for a in mnist.train.next_batch(BATCH)) for _ in range(n)]
 
 
-def tf1_session(variant, threads=(None, None)):
+def pixels_per_step(n_steps):
+    """An image read in n_steps steps reads 784 / n_steps pixels a step (28 rows, 112 of 7, 784 pixels)."""
+    return 28 * 28 // n_steps
+
+
+def tf1_session(variant, threads=(None, None), n_steps=STEPS):
     """(session, model, settings) of a TF1 variant's graph, initialized.
 
     The tutorial's tf.Session() took TensorFlow's thread defaults; the others
@@ -66,7 +72,8 @@ def tf1_session(variant, threads=(None, None)):
     import train_lstm_mnist as script
     from lstm_mnist import settings
 
-    overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant)}
+    overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant),
+                 "n_steps": n_steps, "n_input": pixels_per_step(n_steps)}
     if variant == "tutorial":
         overrides.update(intra_op_threads=0, inter_op_threads=0)
     else:
@@ -77,14 +84,14 @@ def tf1_session(variant, threads=(None, None)):
     return script.session(cfg, model), model, cfg
 
 
-def tf1_stepper(variant, threads):
+def tf1_stepper(variant, threads, n_steps):
     """A function that runs one training step of the TF1 graph, as the variant's loop does."""
-    sess, model, cfg = tf1_session(variant, threads)
+    sess, model, cfg = tf1_session(variant, threads, n_steps)
     step = [0]
 
     def run(batch_x, batch_y):
         step[0] += 1
-        feed = {model.x: batch_x.reshape(-1, STEPS, INPUT), model.y: batch_y}
+        feed = {model.x: batch_x.reshape(-1, n_steps, pixels_per_step(n_steps)), model.y: batch_y}
         sess.run(model.optimizer, feed_dict=feed)
         if step[0] % DISPLAY_STEP == 0:
             if variant == "tutorial":
@@ -95,7 +102,7 @@ def tf1_stepper(variant, threads):
     return run
 
 
-def pytorch_stepper(precision):
+def pytorch_stepper(precision, n_steps):
     """One training step of the same model in PyTorch, with the tutorial's loss and accuracy
     every DISPLAY_STEP steps; "bf16": forward and loss under autocast, as PyTorch advises."""
     import contextlib
@@ -108,7 +115,7 @@ def pytorch_stepper(precision):
     class Model(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(INPUT, HIDDEN, batch_first=True)
+            self.lstm = torch.nn.LSTM(pixels_per_step(n_steps), HIDDEN, batch_first=True)
             self.out = torch.nn.Linear(HIDDEN, CLASSES)
 
         def forward(self, x):
@@ -123,7 +130,7 @@ def pytorch_stepper(precision):
 
     def run(batch_x, batch_y):
         step[0] += 1
-        x = torch.from_numpy(batch_x.reshape(-1, STEPS, INPUT))
+        x = torch.from_numpy(batch_x.reshape(-1, n_steps, pixels_per_step(n_steps)))
         y = torch.from_numpy(batch_y.argmax(axis=1))
         optimizer.zero_grad()
         with precision_scope():
@@ -156,24 +163,31 @@ def keras3_timer(data_batches):
     return timed
 
 
-def worker(variant, steps, threads):
-    """Warm up, say 'ready', then answer each 'N' on stdin with seconds per step over N steps."""
+def worker(variant, steps, threads, n_steps):
+    """Warm up, say 'ready' and the seconds the graph (or model) and its first step took, then answer
+    each 'N' on stdin with seconds per step over N steps. Longer sequences warm up on fewer steps."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the TF1 variants' tf_setup does the rest
     data_batches = batches(max(steps, 20))
+    importlib.import_module("keras" if variant == "keras3" else "torch" if variant.startswith("pytorch") else
+                            "train_lstm_mnist")  # the first step's time is the graph's and the step's, not imports'
+    started = time.perf_counter()
     if variant == "keras3":
         timed = keras3_timer(data_batches)
         timed(len(data_batches))
+        first_step_s = time.perf_counter() - started  # the model and its first fit()
     else:
-        run = pytorch_stepper(precision_of(variant)) if variant.startswith("pytorch") else \
-            tf1_stepper(variant, threads)
+        run = pytorch_stepper(precision_of(variant), n_steps) if variant.startswith("pytorch") else \
+            tf1_stepper(variant, threads, n_steps)
+        run(*data_batches[0])
+        first_step_s = time.perf_counter() - started
 
         def timed(n):
             started = time.perf_counter()
             for k in range(n):
                 run(*data_batches[k % len(data_batches)])
             return (time.perf_counter() - started) / n
-        timed(20)
-    print("ready", flush=True)
+        timed(max(3, 20 * STEPS // n_steps))
+    print("ready", first_step_s, flush=True)
     for line in sys.stdin:
         print(timed(int(line)), flush=True)
 
@@ -193,21 +207,24 @@ def why_skipped(variant):
 
 
 class Worker:
-    def __init__(self, variant, args):
+    def __init__(self, variant, args, n_steps=STEPS):
         self.variant = variant
         self.log = tempfile.TemporaryFile("w+")  # the worker's stderr: TF's chatter, or why it failed
         threads = [f"--{name}={value}" for name, value in
                    (("intra_op_threads", args.intra_op_threads), ("inter_op_threads", args.inter_op_threads))
                    if value is not None]
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", variant, f"--steps={args.steps}", *threads],
+            [sys.executable, __file__, "--worker", variant, f"--steps={args.steps}", f"--n_steps={n_steps}",
+             *threads],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
         self.seconds = []
 
     def wait_ready(self):
-        if self.process.stdout.readline().strip() != "ready":
+        said = self.process.stdout.readline().split()
+        if said[:1] != ["ready"]:
             self.log.seek(0)
             raise RuntimeError(f"worker {self.variant} failed to start:\n{self.log.read()[-2000:]}")
+        self.first_step_s = float(said[1])
 
     def time(self, steps):
         self.process.stdin.write(f"{steps}\n")
@@ -349,22 +366,29 @@ def profile(variant, runs=5):
 
 # --------------------------------------------------------------------- main
 
-def measure(args):
-    variants = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        sys.exit(f"unknown variant {unknown[0]}; known: {', '.join(VARIANTS)}")
+def timed_workers(variants, args, n_steps=STEPS, steps=None):
+    """The workers of `variants` (those this machine can run) after their interleaved timings of
+    `steps` steps each (args.steps by default), and {variant: why} for those skipped."""
     skipped = {v: why for v in variants if (why := why_skipped(v))}
-    workers = [Worker(v, args) for v in variants if v not in skipped]
+    workers = [Worker(v, args, n_steps) for v in variants if v not in skipped]
     try:
         for w in workers:
             w.wait_ready()
         for _ in range(args.repeats):
             for w in workers:
-                w.time(args.steps)
+                w.time(steps or args.steps)
     finally:
         for w in workers:
             w.close()
+    return workers, skipped
+
+
+def measure(args):
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant {unknown[0]}; known: {', '.join(VARIANTS)}")
+    workers, skipped = timed_workers(variants, args)
     ms = {w.variant: 1000 * statistics.median(w.seconds) for w in workers}
     floor, gemm = floor_ms()
     bf16_floor = bf16_gemm = None
@@ -383,6 +407,37 @@ def measure(args):
     if args.e2e:
         results["end_to_end"] = {v: end_to_end(v) for v in ("basic", "fast", "fast-bf16") if not why_skipped(v)}
     return results
+
+
+LENGTH_VARIANTS = ("default", "fast", "pytorch")  # the tutorial's cell, the fast cell, the peer
+
+
+def measure_lengths(args):
+    """Examples/s of LENGTH_VARIANTS at each of args.lengths steps (784 / n pixels a step), and the
+    seconds each took to build and run its first step. Longer sequences time fewer steps each."""
+    results = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                           "python": platform.python_version()}, "lengths": {}, "skipped": {}}
+    for n_steps in (int(n) for n in args.lengths.split(",")):
+        steps = max(3, args.steps * STEPS // n_steps)
+        workers, results["skipped"] = timed_workers(LENGTH_VARIANTS, args, n_steps, steps)
+        results["lengths"][n_steps] = {w.variant: {"examples_per_s": BATCH / statistics.median(w.seconds),
+                                                   "all_s": w.seconds, "first_step_s": w.first_step_s,
+                                                   "steps": steps} for w in workers}
+    return results
+
+
+def report_lengths(results):
+    lines = [f"{'steps':>5} {'x':>2} {'variant':<8} {'examples/s':>10} {'first step':>10}  (graph + first step)"]
+    for n_steps, by_variant in results["lengths"].items():
+        for variant, r in by_variant.items():
+            lines.append(f"{n_steps:>5} {pixels_per_step(int(n_steps)):>2} {variant:<8} {r['examples_per_s']:10.0f} "
+                         f"{r['first_step_s']:9.1f}s")
+        rate = {v: r["examples_per_s"] for v, r in by_variant.items()}
+        ratios = [f"{a} / {b} {rate[a] / rate[b]:.2f}x" for a, b in
+                  (("fast", "default"), ("fast", "pytorch"), ("pytorch", "default")) if a in rate and b in rate]
+        lines.append(f"{n_steps:>5} steps: " + ", ".join(ratios))
+    lines += [f"{variant} skipped: {why}" for variant, why in results["skipped"].items()]
+    return "\n".join(lines)
 
 
 def report(results):
@@ -423,16 +478,22 @@ def main():
     parser.add_argument("--intra_op_threads", type=int, help="for default and fast (default: config.py's)")
     parser.add_argument("--inter_op_threads", type=int, help="for default and fast (default: config.py's)")
     parser.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the whole-command runs")
-    parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"), help="where to write")
+    parser.add_argument("--json", help="where to write (default: benchmarks/results.json, with --lengths "
+                        "benchmarks/results-lengths.json)")
     parser.add_argument("--profile", metavar="VARIANT", help="instead: kernel time by op type (tutorial or fast)")
+    parser.add_argument("--lengths", metavar="N,N,...", help="instead: examples/s of " + ", ".join(LENGTH_VARIANTS) +
+                        " at these sequence lengths (784 / N pixels a step); --steps is for 28, longer ones time fewer")
+    parser.add_argument("--n_steps", type=int, default=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
         return profile(args.profile)
     if args.worker:
-        return worker(args.worker, args.steps, (args.intra_op_threads, args.inter_op_threads))
-    results = measure(args)
-    print(report(results))
+        return worker(args.worker, args.steps, (args.intra_op_threads, args.inter_op_threads), args.n_steps)
+    results = measure_lengths(args) if args.lengths else measure(args)
+    print(report_lengths(results) if args.lengths else report(results))
+    default_json = "results-lengths.json" if args.lengths else "results.json"
+    args.json = args.json or os.path.join(ROOT, "benchmarks", default_json)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.json}")

@@ -40,3 +40,19 @@ def test_the_bfloat16_floor_is_the_same_work_at_tensorflows_bfloat16_rate():
     lines = bench_train.report(results).splitlines()
     assert lines[2].startswith("floor ") and lines[3].startswith("floor-bf16 ") and "bfloat16, TF" in lines[3]
     assert "against its own floor: fast-bf16 2.00x" in lines
+
+
+def test_the_lengths_table_gives_each_cells_rate_and_the_ratios_at_each_length():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench_train
+
+    def rate(examples_per_s, first_step_s):
+        return {"examples_per_s": examples_per_s, "first_step_s": first_step_s}
+    results = {"lengths": {28: {"default": rate(5000, 0.4), "fast": rate(9000, 1.0)},
+                           784: {"default": rate(180, 2.0), "fast": rate(340, 3.2), "pytorch": rate(170, 0.1)}},
+               "skipped": {}}
+    lines = bench_train.report_lengths(results).splitlines()
+    assert lines[2].split() == ["28", "28", "fast", "9000", "1.0s"]
+    assert lines[3] == "   28 steps: fast / default 1.80x"  # no PyTorch here: no ratio to it
+    assert lines[5].split() == ["784", "1", "fast", "340", "3.2s"]
+    assert lines[7] == "  784 steps: fast / default 1.89x, fast / pytorch 2.00x, pytorch / default 0.94x"
