@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 
+from lstm_mnist.tasks import SHORT_SEQUENCE
 from lstm_mnist.tf_setup import tf
 
 
@@ -34,7 +35,7 @@ def row_of_final_answer(step_predicted):
 
 def step_name(n_steps):
     """What one step reads, for the log and the plots: a row, or (the pixel tasks' 784 steps) a pixel."""
-    return "row" if n_steps <= 28 else "pixel"
+    return "row" if n_steps <= SHORT_SEQUENCE else "pixel"
 
 
 def print_reading_line(step_predicted):
