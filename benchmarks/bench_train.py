@@ -370,10 +370,12 @@ def timed_workers(variants, args, n_steps=STEPS, steps=None):
     """The workers of `variants` (those this machine can run) after their interleaved timings of
     `steps` steps each (args.steps by default), and {variant: why} for those skipped."""
     skipped = {v: why for v in variants if (why := why_skipped(v))}
-    workers = [Worker(v, args, n_steps) for v in variants if v not in skipped]
+    workers = []
     try:
-        for w in workers:
-            w.wait_ready()
+        for variant in (v for v in variants if v not in skipped):
+            # one starts after another is ready, so that each one's graph + first step has the cores to itself
+            workers.append(Worker(variant, args, n_steps))
+            workers[-1].wait_ready()
         for _ in range(args.repeats):
             for w in workers:
                 w.time(steps or args.steps)
