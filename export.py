@@ -61,10 +61,10 @@ def checked_copy(sess, model):
     return copy, images
 
 
-def export(cfg, checkpoint, out, tflite=False, keras=False):
+def export(cfg, checkpoint, out, stops, tflite=False, keras=False):
     """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it; with
     `keras`, model.keras) to `out` whole or not at all (written_whole). Returns `out`."""
-    with written_whole(out, "the export", "exporting") as building:
+    with written_whole(out, "the export", "exporting", stops) as building:
         sess, model = predict.restored_session(cfg, checkpoint)  # one restore for the SavedModel and Keras
         with sess:
             write_saved_model(sess, model, building)
@@ -85,19 +85,19 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
 
 
 @contextlib.contextmanager
-def written_whole(out, kind, doing):
+def written_whole(out, kind, doing, stops):
     """The folder to build `out` in: a temporary name beside it, renamed to `out` when the block ends,
     removed if it fails, so `out` is whole or not there. A failure to write is one line naming `kind`
-    (what `out` is); a signal stops it saying what `doing` leaves."""
+    (what `out` is); a signal (`stops`, errors.StopRequests) stops it saying what `doing` leaves."""
     refuse_a_users_folder(out)
     building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
-    errors.STOPS.now(f"while {doing}: nothing is left at {out}, the run is untouched")
+    stops.now(f"while {doing}: nothing is left at {out}, the run is untouched")
     try:
         yield building
-        errors.STOPS.check()
+        stops.check()
         os.replace(building, out)
     except (OSError, tf.errors.OpError) as e:
-        errors.STOPS.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
+        stops.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
         raise errors.TrainingError(f"cannot write {kind} {out}: {checkpoints.error_text(e)}; nothing was left "
                                    f"there; free some space (or make it writable), then try again") from e
     finally:
@@ -118,11 +118,11 @@ def write_keras(cfg, sess, model, path):
     keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
 
 
-def run_from_keras(cfg, keras_path, out):
+def run_from_keras(cfg, keras_path, out, stops):
     """The way back: the Keras 3 model at `keras_path` (the tutorial's shape for the settings `cfg`)
     as a run folder `out` with its settings and a checkpoint of step 0, which predict.py, serve.py,
     export.py and --resume take as any run's. Written whole or not at all (written_whole). Returns `out`."""
-    with written_whole(out, "the run folder", f"converting {keras_path}") as building:
+    with written_whole(out, "the run folder", f"converting {keras_path}", stops) as building:
         weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg), f"{building}.weights.npz")
         *lstm, readout, readout_bias = weights
         model = script.build_graph(cfg)
@@ -187,17 +187,17 @@ def add_arguments(parser):
 
 
 def main(argv=None):
-    def export_from_command_line():
+    def export_from_command_line(stops):
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         if arguments.model.endswith(".keras"):
-            return convert_from_keras(overrides, arguments)
+            return convert_from_keras(overrides, arguments, stops)
         cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
-        export(cfg, checkpoint, out, arguments.tflite, arguments.keras)
+        export(cfg, checkpoint, out, stops, arguments.tflite, arguments.keras)
     return errors.run_entry_point(export_from_command_line)
 
 
-def convert_from_keras(overrides, arguments):
+def convert_from_keras(overrides, arguments, stops):
     """export.py MODEL.keras [OUT]: the Keras model as a run folder, for the settings with `overrides`."""
     if arguments.tflite or arguments.keras:
         raise errors.ConfigError(f"{arguments.model}: --tflite and --keras export a run; a Keras model becomes a "
@@ -206,7 +206,7 @@ def convert_from_keras(overrides, arguments):
         raise errors.ConfigError(f"{arguments.model}: no such Keras model file; give the path of a .keras file")
     cfg = settings.make(overrides)
     name = os.path.splitext(os.path.basename(arguments.model))[0]
-    run_from_keras(cfg, arguments.model, arguments.out or os.path.join(cfg.out_dir, name))
+    run_from_keras(cfg, arguments.model, arguments.out or os.path.join(cfg.out_dir, name), stops)
 
 
 if __name__ == "__main__":

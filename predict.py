@@ -23,22 +23,23 @@ def restored_session(cfg, checkpoint):
     return sess, model
 
 
-def score(cfg, checkpoint):
-    """The tutorial's test line on test_len images, then the whole test set; returns the full Score."""
+def score(cfg, checkpoint, stops):
+    """The tutorial's test line on test_len images, then the whole test set; returns the full Score.
+    `stops` (errors.StopRequests) is what a signal does."""
     mnist = script.load_mnist(cfg)
-    errors.STOPS.now("while scoring the test set: nothing is written, nothing to lose")
+    stops.now("while scoring the test set: nothing is written, nothing to lose")
     print(f"Model: {checkpoint}")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
         script.score_test_images(sess, model, mnist, cfg)
-        return scoring.score_full_test_set(sess, model, mnist)
+        return scoring.score_full_test_set(sess, model, mnist, stops)
 
 
-def predict(cfg, checkpoint, image_paths):
+def predict(cfg, checkpoint, image_paths, stops):
     """Print and return the predicted digit and the ten probabilities of each image, in order:
     [(digit, probabilities), ...]. With several images, each one's lines begin with its path."""
     pixels = [images.load_digit(path) for path in image_paths]  # every image checked before the model loads
-    errors.STOPS.now("while predicting: nothing is written, nothing to lose")
+    stops.now("while predicting: nothing is written, nothing to lose")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
         answers = [scoring.classify(sess, model, one) for one in pixels]
@@ -59,13 +60,13 @@ def add_arguments(parser):
 
 
 def main(argv=None):
-    def use_saved_model():
+    def use_saved_model(stops):
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
         if not arguments.image:
-            score(cfg, checkpoint)
+            score(cfg, checkpoint, stops)
         else:
-            predict(cfg, checkpoint, arguments.image)
+            predict(cfg, checkpoint, arguments.image, stops)
     return errors.run_entry_point(use_saved_model)
 
 

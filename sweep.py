@@ -141,8 +141,9 @@ def first_line(error):
 
 # ------------------------------------------------------------------ one trial
 
-def run_one_trial(arguments, overrides):
-    """In a child process: ask the study for a trial, train it, tell the study how it ended."""
+def run_one_trial(arguments, overrides, stops):
+    """In a child process: ask the study for a trial, train it (a signal, `stops`, stops it as it
+    stops the script), tell the study how it ended."""
     space = tuning.load_space(arguments.space)
     study = open_study(arguments.study, arguments.storage, create=False)
     trial = study.ask()
@@ -155,7 +156,7 @@ def run_one_trial(arguments, overrides):
         params = suggest_or_fail(trial, space)
         print(f"Trial {trial.number}: {json.dumps(params)}", flush=True)
         cfg = settings.make({**overrides, **params})
-        results = script.train(cfg, trial=report)
+        results = script.train(cfg, trial=report, stops=stops)
     except tuning.Pruned as e:
         state, reason = "PRUNED", str(e)
     except (errors.ConfigError, errors.TrainingError, script.data.DataError) as e:
@@ -257,9 +258,9 @@ class Child:
         return lines[-1] if lines else ""
 
 
-def run_trials(arguments, overrides, sweep_dir, study):
+def run_trials(arguments, overrides, sweep_dir, study, stops):
     """`arguments.trials` trials, `arguments.jobs` at a time; a failed trial is recorded and the sweep
-    goes on; a signal is passed to the running trials, which stop as the script stops."""
+    goes on; a signal (`stops`) is passed to the running trials, which stop as the script stops."""
     intra, inter = tuning.threads_for(arguments.jobs)
     threads = {"intra_op_threads": intra, "inter_op_threads": inter}
     trial_settings = {"plots": False, **threads, **overrides, "out_dir": sweep_dir}
@@ -268,22 +269,22 @@ def run_trials(arguments, overrides, sweep_dir, study):
                *[f"--{name}={value}" for name, value in trial_settings.items()]]
     print(f"Threads: {intra} intra-op, {inter} inter-op for each of {arguments.jobs} trial(s) at a time "
           f"({os.cpu_count()} cores)")
-    errors.STOPS.defer("stopping the running trials after their current step (checkpoints saved)")
+    stops.defer("stopping the running trials after their current step (checkpoints saved)")
     running, launched, forwarded, ended = [], 0, False, []
-    while running or (launched < arguments.trials and not errors.STOPS.requested):
-        if errors.STOPS.requested and not forwarded:
+    while running or (launched < arguments.trials and not stops.requested):
+        if stops.requested and not forwarded:
             for child in running:
-                child.process.send_signal(errors.STOPS.requested)
+                child.process.send_signal(stops.requested)
             forwarded = True
-        while len(running) < arguments.jobs and launched < arguments.trials and not errors.STOPS.requested:
+        while len(running) < arguments.jobs and launched < arguments.trials and not stops.requested:
             launched += 1
             running.append(Child(command, os.path.join(sweep_dir, f"launch-{time.time_ns()}.log")))
         for child in [c for c in running if c.process.poll() is not None]:
             running.remove(child)
             ended.append(finished(study, child))
         time.sleep(POLL_S)
-    if errors.STOPS.requested:
-        raise errors.Interrupted(errors.STOPS.requested, f"while sweeping: the running trials stopped and were "
+    if stops.requested:
+        raise errors.Interrupted(stops.requested, f"while sweeping: the running trials stopped and were "
                                                          f"recorded as failed, every completed one is kept; "
                                                          f"{RESUME_SWEEP}")
     return ended
@@ -323,7 +324,7 @@ def finished(study, child):
 
 # ------------------------------------------------------------------ the end
 
-def report(study, space, sweep_dir):
+def report(study, space, sweep_dir, stops):
     """The table (and results.csv), the best trial's full test set, and Optuna's plots."""
     rows = tuning.table_rows(study, space)
     print(tuning.as_table(rows, space))
@@ -339,11 +340,11 @@ def report(study, space, sweep_dir):
         print(f"Best: trial {best['trial']}, validation accuracy {best['validation_accuracy']}, "
               f"{ {name: best[name] for name in space} }, in {best['run_dir']}")
         cfg, checkpoint = settings.open_saved_run(best["run_dir"], {})
-        predict.score(cfg, checkpoint)  # the test set, scored once, for the best trial only
-    write_plots(study, sweep_dir)
+        predict.score(cfg, checkpoint, stops)  # the test set, scored once, for the best trial only
+    write_plots(study, sweep_dir, stops)
 
 
-def write_plots(study, sweep_dir):
+def write_plots(study, sweep_dir, stops):
     """Optuna's own matplotlib plots, where the study has enough trials for each."""
     from optuna.visualization import matplotlib as optuna_plots  # here: only the sweep's end draws
 
@@ -359,7 +360,7 @@ def write_plots(study, sweep_dir):
             axes = plot(study)
             figure = (axes if not hasattr(axes, "figure") else axes.figure)
             figure = figure.flat[0].figure if hasattr(figure, "flat") else figure
-            errors.STOPS.check()  # a signal stops the plots between figures
+            stops.check()  # a signal stops the plots between figures
             try:
                 with replaced_atomically(os.path.join(sweep_dir, name), "wb") as f:
                     figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
@@ -398,10 +399,10 @@ def check_arguments(arguments, space, overrides):
 
 
 def main(argv=None):
-    def sweep():
+    def sweep(stops):
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         if arguments.trial_process:
-            return run_one_trial(arguments, overrides)
+            return run_one_trial(arguments, overrides, stops)
         space = tuning.load_space(arguments.space)
         check_arguments(arguments, space, overrides)
         cfg = settings.make(overrides)  # the fixed settings, checked before any trial starts
@@ -420,12 +421,12 @@ def main(argv=None):
         fail_abandoned_trials(study)
         tuning.write_hparams_experiment(sweep_dir, space, overrides)
         try:
-            ended = run_trials(arguments, overrides, sweep_dir, study)
+            ended = run_trials(arguments, overrides, sweep_dir, study, stops)
         finally:
-            if not errors.STOPS.requested:
-                errors.STOPS.now(f"while reporting: no trial runs, every trial is recorded in the study; "
+            if not stops.requested:
+                stops.now(f"while reporting: no trial runs, every trial is recorded in the study; "
                                  f"{RESUME_SWEEP}")
-                report(study, space, sweep_dir)
+                report(study, space, sweep_dir, stops)
         print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
         if ended and set(ended) == {"FAIL"}:
             raise errors.TrainingError(f"every trial of this sweep failed ({len(ended)}); why is in the table "

@@ -126,18 +126,19 @@ def session(cfg, model, cluster=None, resume=None):
 
 # ----------------------------------------------------------- the session loop
 
-def train(cfg, mnist=None, resume=None, role=None, trial=None):
+def train(cfg, mnist=None, resume=None, role=None, trial=None, stops=None):
     """Train and test as the tutorial does; returns the run's numbers (runs.Run.finish).
 
     `mnist` saves loading the data again (tests); `resume` is a run folder or
     checkpoint to continue from; `role` makes this process a worker of a TF1
     cluster (lstm_mnist/distributed.py), which runs this same loop on its shard;
-    `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py).
+    `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py); `stops` is what a
+    signal does (the entry point's errors.StopRequests; without it, no signal stops the run).
     """
-    stops = errors.STOPS  # Beyond the tutorial: what a signal does (process-wide), handed to the run
+    stops = stops or errors.StopRequests()  # Beyond the tutorial: handed to the run and its parts
     stops.now("before training started: nothing was saved")
     clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
-    cluster = distributed.Cluster(role, cfg) if role else None
+    cluster = distributed.Cluster(role, cfg, stops) if role else None
     mnist = load_mnist(cfg, mnist)
     print_shapes(mnist)
     if cluster:
@@ -193,7 +194,7 @@ def add_arguments(parser):
 
 
 def main(argv=None):
-    def train_from_command_line():
+    def train_from_command_line(stops):
         overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
         cfg, checkpoint = (settings.make(overrides), None) if arguments.resume is None else \
             settings.open_saved_run(arguments.resume, overrides)
@@ -201,8 +202,8 @@ def main(argv=None):
             return launch.run_local_cluster(arguments.local_cluster, argv, __file__, cfg.cluster_timeout)
         role = distributed.role_of(arguments)
         if role and role.job == "ps":
-            return distributed.run_ps(role, cfg.cluster_timeout, errors.STOPS)
-        train(cfg, resume=checkpoint, role=role)
+            return distributed.run_ps(role, cfg.cluster_timeout, stops)
+        train(cfg, resume=checkpoint, role=role, stops=stops)
     return errors.run_entry_point(train_from_command_line)
 
 

@@ -30,7 +30,7 @@ import time
 
 import data
 from lstm_mnist import checkpoints, errors
-from lstm_mnist.errors import STOPS, ConfigError, Interrupted, TrainingError
+from lstm_mnist.errors import ConfigError, Interrupted, TrainingError
 from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
@@ -182,10 +182,11 @@ class Cluster:
     or when the chief sets the cluster's stop flag (on a signal).
     """
 
-    def __init__(self, role, cfg):
+    def __init__(self, role, cfg, stops):
         # SyncReplicasOptimizer's token queue runner is cancelled when the session closes: the normal end.
         errors.quiet_thread_ends("QueueRunner", tf.errors.CancelledError)
         self.role, self.cfg = role, cfg
+        self.stops = stops  # the entry point's errors.StopRequests: a signal stops the waits for the others
         self.is_chief = role.index == 0
         self.workers = len(role.cluster["worker"])
         self.sync = cfg.sync_replicas
@@ -226,9 +227,9 @@ class Cluster:
         checkpoint = checkpoints.find_checkpoint(resume)[0] if resume and self.is_chief else None
         if checkpoint:
             checkpoints.check_shapes(model, checkpoint)
-        wait_for_ps(role, cfg.cluster_timeout)
+        wait_for_ps(role, cfg.cluster_timeout, self.stops)
         if not self.is_chief:
-            wait_for_the_chief(self.server, model, role, cfg)
+            wait_for_the_chief(self.server, model, role, cfg, self.stops)
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
         with model.graph.as_default(), tf1.train.MonitoredSession(
@@ -304,12 +305,13 @@ def replicated(optimizer, cluster):
     return cluster.replicated(optimizer) if cluster else optimizer
 
 
-def wait_until(not_ready, timeout, waiting_line, give_up):
+def wait_until(not_ready, timeout, waiting_line, give_up, stops):
     """Poll `not_ready()` (None once ready, else why not) every 0.2 s, printing `waiting_line`
-    every few seconds; after `timeout` seconds, TrainingError(give_up(why))."""
+    every few seconds; after `timeout` seconds, TrainingError(give_up(why)); a signal (`stops`)
+    stops it between polls."""
     started = last_said = time.monotonic()
     while (why := not_ready()) is not None:
-        STOPS.check()
+        stops.check()
         now = time.monotonic()
         if now - started > timeout:
             raise TrainingError(give_up(why))
@@ -319,13 +321,13 @@ def wait_until(not_ready, timeout, waiting_line, give_up):
         time.sleep(0.2)
 
 
-def wait_for_ps(role, timeout):
+def wait_for_ps(role, timeout, stops):
     """Wait until every ps accepts connections; give up after `timeout` seconds."""
     for host in role.cluster["ps"]:
         wait_until(lambda host=host: connection_refused(host), timeout,
                    lambda why, host=host: f"worker {role.index}: waiting for the parameter server at {host}",
                    lambda why, host=host: f"worker {role.index}: no parameter server at {host} after {timeout} s "
-                                          f"({why}); start it, or raise cluster_timeout")
+                                          f"({why}); start it, or raise cluster_timeout", stops)
 
 
 def connection_refused(host):
@@ -338,7 +340,7 @@ def connection_refused(host):
         return e.strerror or str(e)
 
 
-def wait_for_the_chief(server, model, role, cfg):
+def wait_for_the_chief(server, model, role, cfg, stops):
     """A non-chief worker waits here, polling often, until the chief has initialized (or
     restored) the variables: MonitoredTrainingSession alone would poll every 30 s."""
     with model.graph.as_default():
@@ -349,7 +351,7 @@ def wait_for_the_chief(server, model, role, cfg):
                    lambda names: f"worker {role.index}: waiting for the chief to initialize the variables "
                                  f"({len(names)} not yet, {names[0]} among them)",
                    lambda names: f"worker {role.index}: the chief has not initialized the variables after "
-                                 f"{timeout} s; is worker 0 running?")
+                                 f"{timeout} s; is worker 0 running?", stops)
 
 
 def write_whole_lines(role):

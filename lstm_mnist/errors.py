@@ -63,10 +63,7 @@ class StopRequests:
     no Python code to run): for a step or a call that does not return.
     """
 
-    def __init__(self):
-        self.reset()
-
-    def reset(self, second=signal.SIG_DFL):
+    def __init__(self, second=signal.SIG_DFL):
         self.second = second  # what the next SIGINT does once the first has come
         self.what = "while starting: nothing was saved"
         self.deferred = False
@@ -99,8 +96,6 @@ class StopRequests:
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STOPS = StopRequests()  # signals are process-wide, and so is what they do. The entry points set its phases and
-# hand it to the run (runs.Run.stops), whose parts set theirs through it; other code only checks it.
 
 
 class StopOnSignal(Part):
@@ -125,14 +120,16 @@ class StopOnSignal(Part):
 
 @contextlib.contextmanager
 def signals_handled(in_a_kernel=False):
-    """SIGINT and SIGTERM go to STOPS while the block runs, and a second one quits at once; in a
+    """SIGINT and SIGTERM go to the StopRequests this yields while the block runs, and a second one
+    quits at once. The entry point that holds it hands it to the code it calls (the run, whose parts
+    set their phases through runs.Run.stops; scoring, plots, a cluster's waits check it). In a
     Jupyter kernel (`in_a_kernel`) a second SIGINT interrupts instead (KeyboardInterrupt), as
     the stop button always does there: quitting would end the kernel and lose the notebook's state."""
-    STOPS.reset(second=signal.default_int_handler if in_a_kernel else signal.SIG_DFL)
-    previous = {sig: signal.signal(sig, STOPS.handle) for sig in SIGNALS}
+    stops = StopRequests(second=signal.default_int_handler if in_a_kernel else signal.SIG_DFL)
+    previous = {sig: signal.signal(sig, stops.handle) for sig in SIGNALS}
     watcher = None if in_a_kernel else SecondSignalWatcher()
     try:
-        yield STOPS
+        yield stops
     finally:
         if watcher:
             watcher.close()
@@ -189,13 +186,13 @@ def quiet_thread_ends(thread_name, *error_types):
 
 
 def run_entry_point(action):
-    """Run `action()`, reporting the script's own errors as one line; returns the exit code
-    (`action`'s own, if it returns one)."""
+    """Run `action(stops)`, `stops` being what SIGINT and SIGTERM do (signals_handled), reporting the
+    script's own errors as one line; returns the exit code (`action`'s own, if it returns one)."""
     sys.stdout.reconfigure(line_buffering=True)  # show progress live through pipes too
     try:
-        with signals_handled():
-            code = action()
-            STOPS.check()  # a signal in the last phase, after its last check
+        with signals_handled() as stops:
+            code = action(stops)
+            stops.check()  # a signal in the last phase, after its last check
     except (ConfigError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

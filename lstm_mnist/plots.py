@@ -11,7 +11,6 @@ import threading
 import numpy as np
 
 from lstm_mnist import gates, metrics, reading
-from lstm_mnist.errors import STOPS
 from lstm_mnist.files import replaced_atomically
 from lstm_mnist.part import Part
 
@@ -21,27 +20,27 @@ GATE_DIGITS = 3  # of reading.png's digits, the first shown in gates.png
 
 
 def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of, gates_of, gate_statistics,
-                    order=None):
+                    order, stops):
     """curves.png, predictions.png, confusion.png, reading.png and gates.png of a finished run.
 
     `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
     `step_probabilities_of(images)` the model's class probabilities after every row,
     `gates_of(images)` its gates after every row (gates.gates_of), `gate_statistics` the
     gates' statistics over the test images of the gates line (gates.Gates) and `order` the
-    pixel order the model reads (tasks.pixel_order).
+    pixel order the model reads (tasks.pixel_order). A signal (`stops`) stops it between figures.
     """
     true = np.argmax(test.labels, axis=1)
-    save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"))
+    save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"), stops)
     shown = digits_to_show(predicted, true)
     save_figure(predictions_figure(test.images[shown], predicted[shown], true[shown]),
-                os.path.join(run_dir, "predictions.png"))
-    save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"))
+                os.path.join(run_dir, "predictions.png"), stops)
+    save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"), stops)
     shown = digits_to_show(predicted, true, READING_DIGITS)
     save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown], order),
-                os.path.join(run_dir, "reading.png"))
+                os.path.join(run_dir, "reading.png"), stops)
     shown = shown[:GATE_DIGITS]
     save_figure(gates_figure(test.images[shown], gates_of(test.images[shown]), gate_statistics, true[shown]),
-                os.path.join(run_dir, "gates.png"))
+                os.path.join(run_dir, "gates.png"), stops)
 
 
 def new_figure(**size):
@@ -56,8 +55,8 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
     return np.concatenate([np.flatnonzero(predicted == true)[:count - len(wrong)], wrong])
 
 
-def save_figure(fig, path):
-    STOPS.check()  # a signal stops the plots between figures
+def save_figure(fig, path, stops):
+    stops.check()
     with replaced_atomically(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
 
@@ -250,7 +249,7 @@ class Plots(Part):
                             self.test, results["predicted"],
                             lambda images: sess.run(probabilities, run.model.feed(images)),
                             lambda images: gates.gates_of(sess, run.model.gates, run.model.feed(images)),
-                            results["gate_statistics"], self.order)
+                            results["gate_statistics"], self.order, run.stops)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

@@ -5,7 +5,6 @@ import time
 import numpy as np
 
 from lstm_mnist import reading
-from lstm_mnist.errors import STOPS
 from lstm_mnist.part import Part
 from lstm_mnist.tasks import SHORT_SEQUENCE
 
@@ -16,15 +15,16 @@ PROGRESS_EVERY_S = 10  # a set of longer sequences than SHORT_SEQUENCE says how 
 Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted", "step_predicted"])
 
 
-def evaluate(sess, model, dataset, every_row=False, doing="scoring"):
+def evaluate(sess, model, dataset, stops, every_row=False, doing="scoring"):
     """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per
     run; with `every_row`, also the answer after every row read. On long sequences, a line
-    every PROGRESS_EVERY_S seconds says what it is `doing` and how far along it is."""
+    every PROGRESS_EVERY_S seconds says what it is `doing` and how far along it is. A signal
+    (`stops`, errors.StopRequests) stops it between batches."""
     fetches = [model.cost, model.predicted] + ([model.reading.predicted] if every_row else [])
     total_loss, outputs = 0.0, []
     started = said = time.monotonic()
     for start in range(0, dataset.num_examples, EVAL_BATCH):
-        STOPS.check()  # a signal stops a long scoring between batches
+        stops.check()
         images = dataset.images[start:start + EVAL_BATCH]
         loss, *arrays = sess.run(fetches, model.feed(images, dataset.labels[start:start + EVAL_BATCH]))
         total_loss += loss * len(images)
@@ -38,10 +38,10 @@ def evaluate(sess, model, dataset, every_row=False, doing="scoring"):
     return Score(total_loss / dataset.num_examples, accuracy, predicted, step_predicted[0] if every_row else None)
 
 
-def score_full_test_set(sess, model, mnist):
+def score_full_test_set(sess, model, mnist, stops):
     """Loss and accuracy on every test image, and the row by which the answer settles,
     each printed on a line of its own."""
-    score = evaluate(sess, model, mnist.test, every_row=True, doing="scoring the test set")
+    score = evaluate(sess, model, mnist.test, stops, every_row=True, doing="scoring the test set")
     print(f"Full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
           f"({mnist.test.num_examples} images)")
     reading.print_reading_line(score.step_predicted)
@@ -69,7 +69,7 @@ class Validation(Part):
         number = step.number
         due = self.every and (number % self.every == 0 or (self.at_the_last_step and number == run.last_step))
         if due and self.validation.num_examples:
-            accuracy = evaluate(sess, run.model, self.validation, doing="validating").accuracy
+            accuracy = evaluate(sess, run.model, self.validation, run.stops, doing="validating").accuracy
             step.validation_accuracy = accuracy
             print(f"Validation Accuracy= {accuracy:.5f} ({self.validation.num_examples} images) "
                   f"at Iter {number * self.batch_size}")
@@ -83,7 +83,7 @@ class FullTestSet(Part):
         self.mnist, self.run_dir, self.plots = mnist, run_dir, plots
 
     def finish(self, run, sess, results):
-        full = score_full_test_set(sess, run.model, self.mnist)
+        full = score_full_test_set(sess, run.model, self.mnist, run.stops)
         run.clock.mark("scoring")
         results.update(full_test_accuracy=full.accuracy, full_test_loss=full.loss, predicted=full.predicted)
         run.stops.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events "

@@ -112,10 +112,11 @@ def tiny_run(loaded_mnist, tmp_path_factory):
 def served(tiny_run):
     """serve.py's server for the tiny run's last checkpoint, in a thread: (base address, Reader)."""
     import serve
+    from lstm_mnist import errors
 
     cfg, results, _ = tiny_run
     reader = serve.Reader(cfg, tiny_checkpoint(tiny_run))
-    httpd = serve.make_server(reader)
+    httpd = serve.make_server(reader, errors.StopRequests())
     serve.serve_in_thread(httpd)
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", reader

@@ -29,7 +29,7 @@ def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
     checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        score = scoring.evaluate(sess, model, mnist.test)
+        score = scoring.evaluate(sess, model, mnist.test, errors.StopRequests())
     assert np.array_equal(score.predicted, metrics["predicted"])
     assert score.accuracy == metrics["full_test_accuracy"]
 

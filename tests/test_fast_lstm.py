@@ -7,7 +7,7 @@ from conftest import fresh_copy, tiny_config
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, scoring, settings
+from lstm_mnist import checkpoints, errors, scoring, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 
@@ -69,7 +69,7 @@ def test_checkpoint_of_one_cell_loads_in_the_other(loaded_mnist, tmp_path, capsy
     cfg = tiny_config(tmp_path, cell=loaded_with)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        score = scoring.evaluate(sess, model, mnist.test)
+        score = scoring.evaluate(sess, model, mnist.test, errors.StopRequests())
     assert np.mean(score.predicted == metrics["predicted"]) > 0.999  # float32 rounding may flip a near-tie
     assert abs(score.accuracy - metrics["full_test_accuracy"]) < 1e-3
 

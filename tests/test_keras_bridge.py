@@ -13,7 +13,7 @@ from conftest import assert_one_line_error, fill
 import export
 import predict
 import serve
-from lstm_mnist import images, keras_bridge, settings
+from lstm_mnist import errors, images, keras_bridge, settings
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
 KERAS_ALONE = """
@@ -163,7 +163,7 @@ def test_a_model_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist
     with sess:
         probabilities = sess.run(model.probabilities, model.feed(mnist.test.images[:1000]))
     np.testing.assert_allclose(probabilities, keras_probabilities, rtol=0, atol=1e-5)
-    [(digit, predicted)] = predict.predict(cfg, checkpoint, [str(digit_file)])
+    [(digit, predicted)] = predict.predict(cfg, checkpoint, [str(digit_file)], errors.StopRequests())
     np.testing.assert_allclose(predicted, keras_digit, rtol=0, atol=1e-5)
     assert digit == int(np.argmax(keras_digit))
     from PIL import Image

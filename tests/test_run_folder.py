@@ -81,7 +81,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tiny_run_copy, capsys):
 
 def test_a_new_run_stopped_before_training_leaves_no_folder(mnist, tmp_path, monkeypatch):
     def interrupted(self, sess):
-        raise errors.Interrupted(signal.SIGINT, errors.STOPS.what)
+        raise errors.Interrupted(signal.SIGINT, self.stops.what)
     monkeypatch.setattr(script.runs.Run, "start", interrupted)
     with pytest.raises(errors.Interrupted, match="before training started: nothing was saved"):
         script.train(tiny_config(tmp_path), mnist)

@@ -7,7 +7,7 @@ import pytest
 from conftest import SCRIPT, interrupt_after, start
 
 import train_lstm_mnist as script
-from lstm_mnist import scoring, settings
+from lstm_mnist import errors, scoring, settings
 from lstm_mnist.tf_setup import tf1
 
 
@@ -16,7 +16,7 @@ def test_evaluate_matches_one_big_run(mnist):
     model = script.build_graph(cfg)
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
-        score = scoring.evaluate(sess, model, mnist.validation)
+        score = scoring.evaluate(sess, model, mnist.validation, errors.StopRequests())
         whole = sess.run([model.cost, model.accuracy],
                          {model.x: mnist.validation.images.reshape(-1, 28, 28), model.y: mnist.validation.labels})
     assert np.isclose(score.loss, whole[0], rtol=1e-5) and np.isclose(score.accuracy, whole[1])

@@ -19,7 +19,7 @@ from conftest import ROOT, served, tiny_checkpoint
 from PIL import Image
 
 import serve
-from lstm_mnist import gates, images
+from lstm_mnist import errors, gates, images
 
 TIMEOUT = 30  # seconds any one request may take
 
@@ -186,7 +186,7 @@ def test_several_clients_at_once_get_the_same_answers(server, mnist):
 def test_closing_ends_idle_connections_and_joins_their_threads(server):
     """A request thread alive when Python exits aborts the process (SIGABRT), so closing must not leave one,
     nor wait out the Handler's 30 s timeout for a client that connected and sent nothing."""
-    httpd = serve.make_server(server[1])
+    httpd = serve.make_server(server[1], errors.StopRequests())
     serve.serve_in_thread(httpd)
     idle = socket.create_connection(httpd.server_address[:2], timeout=TIMEOUT)
     try:

@@ -6,7 +6,7 @@ from conftest import assert_one_line_error, fresh_copy, run_main, tiny_config
 import export
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import settings, tasks
+from lstm_mnist import errors, settings, tasks
 from lstm_mnist.tf_setup import tf1
 
 
@@ -80,10 +80,10 @@ def test_a_permuted_run_resumes_identically_and_every_entry_point_reads_its_orde
     # predict.py rebuilds the run's graph, its permutation with it: the run's own figures
     cfg, checkpoint = settings.open_saved_run(run_dir, {})
     assert (cfg.task, cfg.permutation_seed, cfg.n_steps) == ("permuted", 7, 784)
-    assert predict.score(cfg, checkpoint).accuracy == straight["full_test_accuracy"]
+    assert predict.score(cfg, checkpoint, errors.StopRequests()).accuracy == straight["full_test_accuracy"]
     # the export carries the permutation: a TF1 loader of the SavedModel alone gives predict's answers
     out = tmp_path / "export"
-    export.export(cfg, checkpoint, str(out))
+    export.export(cfg, checkpoint, str(out), errors.StopRequests())
     images = loaded_mnist[0].test.images[:50].reshape(-1, 784, 1)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
