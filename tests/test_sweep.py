@@ -48,9 +48,9 @@ def study(tmp_path, name="sweep"):
 
 @pytest.fixture(scope="module")
 def shared_study(tmp_path_factory):
-    """One study that every end-to-end check below adds to, in this order (13 trial processes in all,
+    """One study that every end-to-end check below adds to, in this order (11 trial processes in all,
     where a study for each check took 24): a sweep stopped by Ctrl-C while its first trial trains (a
-    process; before any trial is complete, so the pruner cannot end that trial first); five trials, two
+    process; before any trial is complete, so the pruner cannot end that trial first); three trials, two
     at a time; two sweeps side by side (processes); two diverging trials; a space the study cannot take;
     a trial that learns nothing, which the median pruner stops; then a sweep stopped by Ctrl-C while it
     reports (a process)."""
@@ -58,7 +58,7 @@ def shared_study(tmp_path_factory):
     space = space_file(tmp_path, SPACE)
     fixed = "--learning_rate=0.01"  # every trial learns in 20 steps, so a hopeless one stands out
     runs = {"interrupted": interrupted_sweep(tmp_path, space)}
-    runs["first"] = run_sweep(tmp_path, "--trials=5", "--jobs=2", f"--space={space}", fixed)
+    runs["first"] = run_sweep(tmp_path, "--trials=3", "--jobs=2", f"--space={space}", fixed)
     side_by_side = [start_sweep(tmp_path, "--trials=1", f"--space={space}", fixed) for _ in range(2)]
     outputs = [process.communicate(timeout=LIMIT_S) for process in side_by_side]
     runs["side by side"] = [(p.returncode, *output) for p, output in zip(side_by_side, outputs, strict=True)]
@@ -106,7 +106,7 @@ def interrupted_sweep(tmp_path, space):
 
 # How many trials each sweep of the shared study adds, in the order they run (the interrupted one asks
 # for three, but stops during its first).
-TRIALS_ADDED = {"interrupted": 1, "first": 5, "side by side": 2, "diverging": 2, "other space": 1, "hopeless": 1,
+TRIALS_ADDED = {"interrupted": 1, "first": 3, "side by side": 2, "diverging": 2, "other space": 1, "hopeless": 1,
                 "interrupted while reporting": 1}
 
 
@@ -150,11 +150,11 @@ def test_two_sweeps_side_by_side_continue_the_study_and_never_run_the_same_trial
     assert "Study sweep: 1 trials so far" in runs["first"][1]
     for code, out, err in runs["side by side"]:
         assert code == 0, err
-        assert re.search(r"^Study sweep: [67] trials so far", out, re.M) and out.count("\nTrial ") == 1
+        assert re.search(r"^Study sweep: [45] trials so far", out, re.M) and out.count("\nTrial ") == 1
     trials = trials_of(shared_study, "side by side")
-    assert [t.number for t in trials] == [6, 7]
-    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # judged: the pruner has its five now
-    assert sorted(os.path.basename(t.user_attrs["run_dir"]) for t in trials) == ["trial-0006", "trial-0007"]
+    assert [t.number for t in trials] == [4, 5]
+    assert all(t.state.name == "COMPLETE" for t in trials)  # the pruner judges none before five are complete
+    assert sorted(os.path.basename(t.user_attrs["run_dir"]) for t in trials) == ["trial-0004", "trial-0005"]
 
 
 @pytest.mark.slow
@@ -189,7 +189,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(shared_study):
     assert all("training diverged" in t.user_attrs["reason"] for t in trials)
     rows = {int(row["trial"]): row for row in csv.DictReader(open(tmp_path / "sweep" / "results.csv"))}
     assert all(rows[t.number]["state"] == "FAIL" and "training diverged" in rows[t.number]["reason"] for t in trials)
-    assert trials_of(shared_study, "other space")[0].number == 10  # the study goes on after them
+    assert trials_of(shared_study, "other space")[0].number == 8  # the study goes on after them
 
 
 @pytest.mark.slow
@@ -201,7 +201,7 @@ def test_a_hopeless_trial_is_pruned_and_says_so(shared_study):
     assert trial.state.name == "PRUNED", out
     result = tuning.read_result(trial.user_attrs["run_dir"])
     assert result["state"] == "PRUNED" and "pruned after Iter" in result["reason"] and result["steps"] < 20
-    assert re.search(r"^Trial 11: pruned, validation accuracy 0\.\d+ at step \d+: pruned after Iter", out, re.M)
+    assert re.search(r"^Trial 9: pruned, validation accuracy 0\.\d+ at step \d+: pruned after Iter", out, re.M)
     assert "PRUNED" in open(tmp_path / "sweep" / "results.csv").read()
 
 
@@ -211,7 +211,7 @@ def test_a_space_the_study_cannot_take_fails_its_trial_in_one_line(shared_study)
     assert code == 1, err  # its one trial failed
     (trial,) = trials_of(shared_study, "other space")  # Optuna keeps a choice's values: (16, 32), not (16, 64)
     assert trial.state.name == "FAIL" and "does not support dynamic value space" in trial.user_attrs["reason"]
-    assert re.search(r"^Trial 10: failed: the space cannot be drawn in this study", out, re.M), out
+    assert re.search(r"^Trial 8: failed: the space cannot be drawn in this study", out, re.M), out
 
 
 @pytest.mark.slow
