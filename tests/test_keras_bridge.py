@@ -16,26 +16,32 @@ import serve
 from lstm_mnist import errors, images, keras_bridge, settings
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
+# Its arguments: the images, the labels, then a model file and the folder for its answers, for each model.
 KERAS_ALONE = """
 import json, sys
 import numpy as np
 import keras
-model_path, images_path, labels_path, out = sys.argv[1:]
+images_path, labels_path, *models = sys.argv[1:]
 images, labels = np.load(images_path), np.load(labels_path)
-model = keras.saving.load_model(model_path)
-np.save(out + "/probabilities.npy", model.predict(images, batch_size=1000, verbose=0))
-lstm = model.get_layer("lstm")
-every_row = keras.layers.LSTM(lstm.units, return_sequences=True)
-every_row.build((None, *images.shape[1:]))
-every_row.set_weights(lstm.get_weights())
-np.save(out + "/outputs.npy", keras.ops.convert_to_numpy(every_row(images[:100])))
-logits = keras.Model(model.inputs, model.get_layer("readout").output)
-loss = keras.losses.CategoricalCrossentropy(from_logits=True)(labels[:100], logits.predict(images[:100], verbose=0))
-# Training on starts from the run, not from scratch: the first step's loss (computed before its update) is the run's.
-model.compile(optimizer=keras.optimizers.Adam(0.001), loss="categorical_crossentropy")
-first_step = model.train_on_batch(images[:100], labels[:100])
-print(json.dumps({"loss": float(loss), "first_step_loss": float(first_step),
-                  "layers": [layer.__class__.__name__ for layer in model.layers]}))
+said = {}
+for model_path, out in zip(models[::2], models[1::2], strict=True):
+    model = keras.saving.load_model(model_path)
+    np.save(out + "/probabilities.npy", model.predict(images, batch_size=1000, verbose=0))
+    lstm = model.get_layer("lstm")
+    every_row = keras.layers.LSTM(lstm.units, return_sequences=True)
+    every_row.build((None, *images.shape[1:]))
+    every_row.set_weights(lstm.get_weights())
+    np.save(out + "/outputs.npy", keras.ops.convert_to_numpy(every_row(images[:100])))
+    logits = keras.Model(model.inputs, model.get_layer("readout").output)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)(labels[:100],
+                                                                  logits.predict(images[:100], verbose=0))
+    # Training on starts from the run, not from scratch: the first step's loss (computed before its update)
+    # is the run's.
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="categorical_crossentropy")
+    first_step = model.train_on_batch(images[:100], labels[:100])
+    said[out] = {"loss": float(loss), "first_step_loss": float(first_step),
+                 "layers": [layer.__class__.__name__ for layer in model.layers]}
+print(json.dumps(said))
 """
 
 
@@ -116,11 +122,14 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
     images, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "labels.npy", labels)
-    for cell in ("basic", "fast"):
-        out = tmp_path / cell
-        out.mkdir()
-        said = keras_alone(KERAS_ALONE, converted / cell / export.KERAS_NAME, tmp_path / "images.npy",
-                           tmp_path / "labels.npy", out, cwd=out)
+    cells = ("basic", "fast")
+    for cell in cells:
+        (tmp_path / cell).mkdir()
+    answers = keras_alone(KERAS_ALONE, tmp_path / "images.npy", tmp_path / "labels.npy",
+                          *[path for cell in cells for path in (converted / cell / export.KERAS_NAME, tmp_path / cell)],
+                          cwd=tmp_path)  # one Keras process for both models: its start-up is most of its time
+    for cell in cells:
+        out, said = tmp_path / cell, answers[str(tmp_path / cell)]
         assert said["layers"] == ["InputLayer", "LSTM", "Dense", "Softmax"]
         probabilities, outputs, loss = tf1_answers(tiny_run, images, labels, cell)
         keras_probabilities = np.load(out / "probabilities.npy")
