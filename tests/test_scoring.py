@@ -23,7 +23,6 @@ def test_evaluate_matches_one_big_run(mnist):
     assert np.isclose(score.loss, whole[0], rtol=1e-5) and np.isclose(score.accuracy, whole[1])
 
 
-
 class SignalAfterRuns:
     """A session that sends this process SIGINT once `n` of its runs have returned."""
 
@@ -58,6 +57,7 @@ def test_a_long_sequence_says_how_far_along_it_is_and_a_signal_stops_it_between_
             with pytest.raises(errors.Interrupted, match="^Interrupted by SIGINT while scoring$"):
                 scoring.evaluate(counting, model, test_set, stops)
     assert counting.runs == 2  # it stopped at the next batch, not at the end of the set
+
 
 @pytest.mark.slow
 def test_a_signal_while_scoring_the_test_set_is_not_lost(tmp_path):
