@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_main, tiny_config, write_dataset
+from PIL import Image
 
 import export
 import predict
+import serve
 import train_lstm_mnist as script
 from lstm_mnist import errors, settings, tasks
 from lstm_mnist.tf_setup import tf1
@@ -98,6 +100,22 @@ def test_a_permuted_run_resumes_identically_and_every_entry_point_reads_its_orde
         signature = meta.signature_def["serving_default"]
         got = sess.run(signature.outputs["probabilities"].name, {signature.inputs["images"].name: images})
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # serve.py reads a drawing through the run's graph, its permutation with it: after the last pixel, the
+    # SavedModel's answer for the pixels it read
+    reader = serve.Reader(cfg, checkpoint)
+    try:
+        order = reader.sess.run(reader.model.graph.get_tensor_by_name("permutation:0"))
+        served = reader.read(Image.fromarray(np.uint8(np.rint(images[0].reshape(28, 28) * 255))))
+    finally:
+        reader.close()
+    np.testing.assert_array_equal(order, tasks.permutation(7))
+    with tf1.Session(graph=tf1.Graph()) as sess:
+        meta = tf1.saved_model.loader.load(sess, ["serve"], str(out))
+        signature = meta.signature_def["serving_default"]
+        pixels = np.array(served["image"], dtype=np.float32).reshape(1, 784, 1)
+        got = sess.run(signature.outputs["probabilities"].name, {signature.inputs["images"].name: pixels})
+    assert np.array(served["steps"]).shape == (784, 10)
+    np.testing.assert_allclose(served["steps"][-1], got[0], rtol=0, atol=1e-3)
     # another task, or another order, is not this run's
     capsys.readouterr()  # the lines above (this data set is not MNIST, say its warnings)
     for override in ("--task=pixels", "--permutation_seed=8"):
