@@ -83,6 +83,12 @@ def gates_line(statistics, n_images):
             f"and {saturated[2]:.1%} of the time ({n_images} test images)")
 
 
+def statistics_images(test_images, n_steps):
+    """The first test images the gates line is computed on: GATE_IMAGES at 28 rows, fewer on
+    longer sequences (the same number of steps read in all)."""
+    return test_images[:max(1, GATE_IMAGES * SHORT_SEQUENCE // n_steps)]
+
+
 class Gates(Part):
     """At the end, on the line after the reading line: how open each gate is on average and how
     often it is saturated, over the first GATE_IMAGES test images (the whole test set would
@@ -90,7 +96,7 @@ class Gates(Part):
     statistics go to the results, for gates.png (plots.py)."""
 
     def __init__(self, test, n_steps):
-        self.images = test.images[:max(1, GATE_IMAGES * SHORT_SEQUENCE // n_steps)]
+        self.images = statistics_images(test.images, n_steps)
 
     def finish(self, run, sess, results):
         statistics = sess.run(run.model.gates.statistics, run.model.feed(self.images))

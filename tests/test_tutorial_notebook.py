@@ -1,13 +1,19 @@
 """tutorial.ipynb through a real Jupyter kernel: every cell runs, the numbers are the script's, a cell runs
 again safely, the stop button leaves a usable model, and the committed outputs are the current code's."""
+import json
 import os
 import re
 
 import nbformat
+import numpy as np
 import pytest
 from conftest import ROOT
 from jupyter_client.utils import run_sync
 from nbclient import NotebookClient
+
+import train_lstm_mnist as script
+from lstm_mnist import settings, tasks
+from lstm_mnist.tf_setup import tf1
 
 NOTEBOOK = os.path.join(ROOT, "tutorial.ipynb")
 CELL_TIMEOUT_S = 300
@@ -158,3 +164,27 @@ def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
     assert lines[-1] == ("Training diverged: minibatch loss is nan at Iter 1000 (step 10); lower learning_rate "
                          "(now 1e+38) and run this cell again")
     assert len([line for line in lines if line.startswith("Iter ")]) == 1  # the first nan is the last step
+
+
+
+
+@pytest.mark.slow
+def test_the_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
+    # Last: it leaves the kernel with a 784-step graph. The settings, settings.make's and the graph's cells again.
+    client, nb = kernel
+    run_new_cell(client, nb, 'task = "permuted"\nn_hidden = 8')
+    for words in ("cfg = settings.make", "graph = tf.Graph()"):
+        client.execute_cell(nb.cells[index_of(nb, words)], index_of(nb, words))
+    printed = run_new_cell(client, nb, "import json\n"
+                                       "first = mnist.test.images[:2].reshape(-1, n_steps, n_input)\n"
+                                       "with tf1.Session(graph=graph) as s:\n"
+                                       "    s.run(init)\n"
+                                       "    read, logits = s.run([sequence, pred], {x: first})\n"
+                                       "print(json.dumps([read.tolist(), logits.tolist()]))")
+    read, logits = json.loads(printed)
+    cfg = settings.make({"task": "permuted", "n_hidden": 8})
+    np.testing.assert_allclose(read, mnist.test.images[:2, tasks.pixel_order(cfg), None], rtol=0, atol=1e-6)
+    model = script.build_graph(cfg)  # the same seed: the same initial weights, so the same answers
+    with tf1.Session(graph=model.graph) as sess:
+        sess.run(model.init)
+        np.testing.assert_allclose(logits, sess.run(model.pred, model.feed(mnist.test.images[:2])), rtol=0, atol=1e-5)
