@@ -6,9 +6,9 @@
 The page (page/: HTML, JavaScript and CSS, no CDN: it works offline) sends
 the drawing; the server prepares it exactly as predict.py prepares an image
 file, runs the model once and answers with the 28x28 image the model sees and
-the probabilities of the ten digits after every row; a second request gives
-the write, keep and read gates and the cell state after every row (gates.py),
-which the page draws beside them. Python's standard HTTP
+the probabilities of the ten digits after every row (on the pixel tasks, after
+every 28th pixel); a second request gives the write, keep and read gates and
+the cell state at the same steps (gates.py), which the page draws beside them. Python's standard HTTP
 server is enough for one local page. It listens on 127.0.0.1 unless --host
 says otherwise (then anyone who can reach the machine can use it: there is no
 authentication).
@@ -26,7 +26,8 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, gates, images, settings
+from lstm_mnist import errors, gates, images, reading, settings, tasks
+from lstm_mnist.tasks import SHORT_SEQUENCE
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -44,26 +45,40 @@ class BadRequest(Exception):
 
 class Reader:
     """The model, restored once. TF1's Session.run may be called from several threads at once,
-    so every request thread shares it."""
+    so every request thread shares it.
+
+    The page plays the reading back in SHORT_SEQUENCE frames: after each row, or on the pixel
+    tasks' 784 steps after every 28th pixel (`every` steps a frame)."""
 
     def __init__(self, cfg, checkpoint):
         self.cfg, self.checkpoint = cfg, checkpoint
         self.sess, self.model = predict.restored_session(cfg, checkpoint)
+        self.every = max(1, cfg.n_steps // SHORT_SEQUENCE)
+        order = tasks.pixel_order(cfg)
+        self.reading = {"step": reading.step_name(cfg.n_steps), "n_steps": cfg.n_steps, "every": self.every,
+                        "order": None if order is None else order.tolist()}
+
+    def frames(self, values):
+        """The values [n_steps, ...] at the end of each frame."""
+        return values[self.every - 1::self.every]
 
     def read(self, image):
-        """What the page shows for a PIL image of a drawing."""
+        """What the page shows for a PIL image of a drawing: the image the model sees, the
+        probabilities at the end of each frame, and how it reads (`reading`: its step, "row" or
+        "pixel", the steps, the steps a frame, and the pixel order, null for reading order)."""
         pixels = images.digit_pixels(image)
         steps = self.sess.run(self.model.reading.probabilities, self.model.feed(pixels))[0]
-        return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(steps, 5).tolist(),
-                "answer": int(np.argmax(steps[-1])), "blank": images.is_blank(pixels)}
+        return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(self.frames(steps), 5).tolist(),
+                "answer": int(np.argmax(steps[-1])), "blank": images.is_blank(pixels), "reading": self.reading}
 
     def gates(self, image):
         """The gates the page shows for a PIL image of a drawing: write, keep, read and the cell
-        state, each [n_steps][n_hidden], and the units in the order gates.png draws them."""
+        state, each [frames][n_hidden], and the units in the order gates.png draws them."""
         pixels = images.digit_pixels(image)
         values = gates.gates_of(self.sess, self.model.gates, self.model.feed(pixels))
         return {"units": gates.unit_order(values["write"]).tolist(),
-                **{name: np.round(values[name][0], 3).tolist() for name in ("write", "keep", "read", "cell")}}
+                **{name: np.round(self.frames(values[name][0]), 3).tolist()
+                   for name in ("write", "keep", "read", "cell")}}
 
     def close(self):
         self.sess.close()

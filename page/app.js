@@ -1,11 +1,12 @@
-// The drawing page: strokes on a canvas, sent to /api/read (and /api/gates); the answer played back row by row.
+// The drawing page: strokes on a canvas, sent to /api/read (and /api/gates); the answer played back frame by frame
+// (a frame: a row read, or on the pixel tasks 28 pixels).
 "use strict";
 
 const pad = document.getElementById("pad");
 const ink = pad.getContext("2d");
 const seen = document.getElementById("seen");
-const STEP_MS = 70;  // animation time per row read
-const GATE_CELL = 6;  // pixels across of one row in a gate map
+const STEP_MS = 70;  // animation time per frame
+const GATE_CELL = 6;  // pixels across of one frame in a gate map
 const GATE_HEIGHT = 256;  // pixels down of a gate map, shared by its units
 let strokes = [];    // each stroke: a list of [x, y] in canvas pixels
 let playing = null;  // the timer of the running animation
@@ -97,7 +98,7 @@ async function readGates(mine) {
 }
 
 function drawGates(result, row) {
-  /* Each map: the units (in result.units' order) down, the rows across; `row` (from 0) is outlined. */
+  /* Each map: the units (in result.units' order) down, the frames across; frame `row` (from 0) is outlined. */
   for (const name of ["write", "keep", "read", "cell"]) {
     const canvas = document.getElementById("gate-" + name);
     const view = canvas.getContext("2d");
@@ -138,7 +139,7 @@ function show(result) {
   const answer = document.getElementById("answer");
   const table = document.getElementById("steps");
   table.innerHTML = "";
-  drawSeen(result ? result.image : null, -1);
+  drawSeen(result ? result.image : null, -1, null);
   if (!result || result.blank) {
     answer.textContent = "Draw a digit.";
     answer.dataset.digit = "";
@@ -148,29 +149,32 @@ function show(result) {
     return;
   }
   const header = table.insertRow();
-  header.insertCell().outerHTML = "<th>row</th>";
+  const how = result.reading;  // what a step reads, and in what order
+  document.getElementById("how").textContent = `${how.n_steps} ${how.step}s, one per time step` +
+    (how.step === "pixel" ? (how.order ? ", in a fixed random order" : ", in reading order") : "");
+  header.insertCell().outerHTML = `<th>${how.step}</th>`;
   for (let d = 0; d < 10; d++) header.insertCell().outerHTML = `<th>${d}</th>`;
   answer.textContent = "…";
   answer.dataset.digit = "";
   let t = 0;
   playing = setInterval(() => {
-    const p = result.steps[t];
+    const p = result.steps[t], step = (t + 1) * how.every;
     const row = table.insertRow();
     row.className = "step";
-    row.insertCell().outerHTML = `<th>${t + 1}</th>`;
+    row.insertCell().outerHTML = `<th>${step}</th>`;
     for (let d = 0; d < 10; d++) {
       const cell = row.insertCell();
       cell.className = "cell";
       cell.style.setProperty("--p", p[d].toFixed(3));
-      cell.title = `after row ${t + 1}: ${d} with probability ${p[d].toFixed(3)}`;
+      cell.title = `after ${how.step} ${step}: ${d} with probability ${p[d].toFixed(3)}`;
     }
     for (const r of table.querySelectorAll("tr.current")) r.classList.remove("current");
     row.classList.add("current");
-    drawSeen(result.image, t);
+    drawSeen(result.image, t, how);
     if (window.lastGates) drawGates(window.lastGates, t);
     drawBars(p);
     const best = p.indexOf(Math.max(...p));
-    document.getElementById("row").textContent = `after row ${t + 1} of ${result.steps.length}: ${best}`;
+    document.getElementById("row").textContent = `after ${how.step} ${step} of ${how.n_steps}: ${best}`;
     t += 1;
     if (t === result.steps.length) {
       clearInterval(playing);
@@ -181,23 +185,28 @@ function show(result) {
   }, STEP_MS);
 }
 
-function drawSeen(image, row) {
+function drawSeen(image, frame, how) {
+  /* The 28x28 image; from `frame` (from 0) on, the pixels not read yet are dimmed, in the order `how` reads
+     them (how.order, or reading order), and in reading order the row read last is outlined. */
   const view = seen.getContext("2d");
   const cell = seen.width / 28;
   view.fillStyle = "#000";
   view.fillRect(0, 0, seen.width, seen.height);
   if (!image) return;
+  const read = new Uint8Array(image.length).fill(frame < 0 ? 1 : 0);
+  const readSoFar = frame < 0 ? 0 : (frame + 1) * how.every * image.length / how.n_steps;
+  for (let k = 0; k < readSoFar; k++) read[how.order ? how.order[k] : k] = 1;
   for (let y = 0; y < 28; y++) {
     for (let x = 0; x < 28; x++) {
-      const v = Math.round(255 * image[28 * y + x] * (row < 0 || y <= row ? 1 : 0.25));
+      const v = Math.round(255 * image[28 * y + x] * (read[28 * y + x] ? 1 : 0.25));
       view.fillStyle = `rgb(${v},${v},${v})`;
       view.fillRect(x * cell, y * cell, cell, cell);
     }
   }
-  if (row >= 0) {
+  if (frame >= 0 && !how.order) {
     view.strokeStyle = "#e33";
     view.lineWidth = 2;
-    view.strokeRect(1, row * cell, seen.width - 2, cell);
+    view.strokeRect(1, Math.floor((readSoFar - 1) / 28) * cell, seen.width - 2, cell);
   }
 }
 
@@ -211,4 +220,4 @@ function drawBars(p) {
 
 redraw();
 drawBars(new Array(10).fill(0));
-drawSeen(null, -1);
+drawSeen(null, -1, null);

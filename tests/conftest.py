@@ -108,14 +108,31 @@ def tiny_run(loaded_mnist, tmp_path_factory):
     return cfg, results, out.getvalue().splitlines()
 
 
+@pytest.fixture(scope="session")
+def permuted_run(tmp_path_factory):
+    """A short run of the permuted task (8 units, 3 steps, on a small data set of random images):
+    (cfg, its last checkpoint)."""
+    import contextlib
+    import io
+
+    import train_lstm_mnist
+
+    tmp_path = tmp_path_factory.mktemp("permuted_run")
+    write_dataset(str(tmp_path), n_train=1200, n_test=300)
+    cfg = tiny_config(tmp_path, task="permuted", n_hidden=8, training_iters=400, data_dir=str(tmp_path),
+                      validation_size=200, eval_every=0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = train_lstm_mnist.train(cfg)
+    return cfg, os.path.join(results["run_dir"], f"model.ckpt-{results['steps']}")
+
+
 @contextlib.contextmanager
-def served(tiny_run):
-    """serve.py's server for the tiny run's last checkpoint, in a thread: (base address, Reader)."""
+def served(cfg, checkpoint):
+    """serve.py's server for a run's checkpoint, in a thread: (base address, Reader)."""
     import serve
     from lstm_mnist import errors
 
-    cfg, results, _ = tiny_run
-    reader = serve.Reader(cfg, tiny_checkpoint(tiny_run))
+    reader = serve.Reader(cfg, checkpoint)
     httpd = serve.make_server(reader, errors.StopRequests())
     serve.serve_in_thread(httpd)
     try:

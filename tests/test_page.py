@@ -6,7 +6,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import served
+from conftest import served, tiny_checkpoint
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
@@ -17,7 +17,7 @@ SHOT = os.environ.get("PAGE_SCREENSHOT")  # where to keep the screenshot, for th
 
 @pytest.fixture(scope="module")
 def page_server(tiny_run):
-    with served(tiny_run) as (base, _):
+    with served(tiny_run[0], tiny_checkpoint(tiny_run)) as (base, _):
         yield base + "/"
 
 
@@ -137,3 +137,31 @@ def test_an_answer_that_comes_after_the_last_undo_is_not_shown(page_server, brow
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "empty"
     assert browser.find_element(By.ID, "answer").text == "Draw a digit."
     assert browser.find_element(By.ID, "gates").get_attribute("data-filled") == "false"
+
+
+@pytest.mark.slow
+def test_a_permuted_run_plays_back_every_28th_pixel_dimming_the_pixels_not_read_yet(permuted_run, browser, mnist):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with served(*permuted_run) as (base, reader):
+        browser.get(base + "/")
+        draw_with_the_mouse(browser, browser.find_element(By.ID, "pad"), mnist.test.images[0])
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                         == "done")
+        answer = browser.find_element(By.ID, "answer").get_attribute("data-digit")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")) == 28
+        assert browser.find_element(By.CSS_SELECTOR, "#steps th").text == "pixel"
+        assert browser.find_element(By.ID, "row").text == f"after pixel 784 of 784: {answer}"
+        assert browser.find_element(By.ID, "how").text == "784 pixels, one per time step, in a fixed random order"
+        # The first frame of a white image: the 28 pixels read first at full light, the others dimmed.
+        green = browser.execute_script("""
+            drawSeen(new Array(784).fill(1), 0, arguments[0]);
+            const data = seen.getContext("2d").getImageData(0, 0, seen.width, seen.height).data, cell = seen.width / 28;
+            const centres = [];
+            for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++)
+              centres.push(data[4 * ((y * cell + cell / 2) * seen.width + x * cell + cell / 2) + 1]);
+            return centres;""", reader.reading)
+    expected = np.full(784, 64)
+    expected[reader.reading["order"][:28]] = 255
+    assert green == expected.tolist()

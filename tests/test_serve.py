@@ -19,14 +19,14 @@ from conftest import ROOT, served, tiny_checkpoint
 from PIL import Image
 
 import serve
-from lstm_mnist import errors, gates, images
+from lstm_mnist import errors, gates, images, tasks
 
 TIMEOUT = 30  # seconds any one request may take
 
 
 @pytest.fixture(scope="module")
 def server(tiny_run):
-    with served(tiny_run) as (base, reader):
+    with served(tiny_run[0], tiny_checkpoint(tiny_run)) as (base, reader):
         yield base, reader
 
 
@@ -89,6 +89,21 @@ def test_the_gates_of_a_drawing_are_the_models_gates_of_the_image_it_reads(serve
         np.testing.assert_allclose(result[name], expected[name][0], atol=2e-3)  # both rounded, to 4 and 3 places
     assert sorted(result["units"]) == list(range(reader.cfg.n_hidden))
 
+
+def test_a_permuted_run_is_read_back_every_28th_pixel_in_its_order(permuted_run, mnist):
+    cfg, checkpoint = permuted_run
+    with served(cfg, checkpoint) as (base, reader):
+        status, result, _ = post(base, drawing_of(mnist.test.images[0]))
+        _, gates_read, _ = post(base, drawing_of(mnist.test.images[0]), "/api/gates")
+        image = np.array(result["image"], dtype=np.float32).reshape(1, 784, 1)
+        every_step = reader.sess.run(reader.model.reading.probabilities, reader.model.feed(image))[0]
+    assert status == 200
+    assert result["reading"] == {"step": "pixel", "n_steps": 784, "every": 28,
+                                 "order": tasks.permutation(cfg.permutation_seed).tolist()}
+    # a frame for every 28 pixels read: the model's answer after pixels 28, 56, ..., 784
+    np.testing.assert_allclose(result["steps"], every_step[27::28], rtol=0, atol=1e-3)
+    assert result["answer"] == int(np.argmax(every_step[-1]))
+    assert all(np.array(gates_read[name]).shape == (28, 8) for name in ("write", "keep", "read", "cell"))
 
 def test_a_blank_drawing_says_so(server):
     status, result, _ = post(server[0], {"width": 10, "height": 10, "pixels": [0] * 100})
