@@ -97,8 +97,8 @@ async function readGates(mine) {
   drawGates(result, -1);
 }
 
-function drawGates(result, row) {
-  /* Each map: the units (in result.units' order) down, the frames across; frame `row` (from 0) is outlined. */
+function drawGates(result, frame) {
+  /* Each map: the units (in result.units' order) down, the frames across; `frame` (from 0) is outlined. */
   for (const name of ["write", "keep", "read", "cell"]) {
     const canvas = document.getElementById("gate-" + name);
     const view = canvas.getContext("2d");
@@ -106,20 +106,20 @@ function drawGates(result, row) {
       view.clearRect(0, 0, canvas.width, canvas.height);
       continue;
     }
-    const units = result.units, rows = result[name].length;
+    const units = result.units, frames = result[name].length;
     const unitPixels = Math.max(1, Math.floor(GATE_HEIGHT / units.length));
-    canvas.width = rows * GATE_CELL;
+    canvas.width = frames * GATE_CELL;
     canvas.height = units.length * unitPixels;
-    for (let t = 0; t < rows; t++) {
+    for (let t = 0; t < frames; t++) {
       units.forEach((unit, k) => {
         view.fillStyle = gateColour(name, result[name][t][unit]);
         view.fillRect(t * GATE_CELL, k * unitPixels, GATE_CELL, unitPixels);
       });
     }
-    if (row >= 0) {
+    if (frame >= 0) {
       view.strokeStyle = "#e33";
       view.lineWidth = 1;
-      view.strokeRect(row * GATE_CELL + 0.5, 0.5, GATE_CELL - 1, canvas.height - 1);
+      view.strokeRect(frame * GATE_CELL + 0.5, 0.5, GATE_CELL - 1, canvas.height - 1);
     }
   }
   document.getElementById("gates").dataset.filled = String(Boolean(result));
