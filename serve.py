@@ -8,10 +8,10 @@ the drawing; the server prepares it exactly as predict.py prepares an image
 file, runs the model once and answers with the 28x28 image the model sees and
 the probabilities of the ten digits after every row (on the pixel tasks, after
 every 28th pixel); a second request gives the write, keep and read gates and
-the cell state at the same steps (gates.py), which the page draws beside them. Python's standard HTTP
-server is enough for one local page. It listens on 127.0.0.1 unless --host
-says otherwise (then anyone who can reach the machine can use it: there is no
-authentication).
+the cell state at the same steps (gates.py), which the page draws beside them.
+Python's standard HTTP server is enough for one local page. It listens on
+127.0.0.1 unless --host says otherwise (then anyone who can reach the machine
+can use it: there is no authentication).
 """
 import contextlib
 import http.server

@@ -116,6 +116,7 @@ def permuted_run(tmp_path_factory):
     import io
 
     import train_lstm_mnist
+    from lstm_mnist import checkpoints
 
     tmp_path = tmp_path_factory.mktemp("permuted_run")
     write_dataset(str(tmp_path), n_train=1200, n_test=300)
@@ -123,7 +124,7 @@ def permuted_run(tmp_path_factory):
                       validation_size=200, eval_every=0)
     with contextlib.redirect_stdout(io.StringIO()):
         results = train_lstm_mnist.train(cfg)
-    return cfg, os.path.join(results["run_dir"], f"model.ckpt-{results['steps']}")
+    return cfg, checkpoints.latest_checkpoint(results["run_dir"])
 
 
 @contextlib.contextmanager

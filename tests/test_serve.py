@@ -105,6 +105,7 @@ def test_a_permuted_run_is_read_back_every_28th_pixel_in_its_order(permuted_run,
     assert result["answer"] == int(np.argmax(every_step[-1]))
     assert all(np.array(gates_read[name]).shape == (28, 8) for name in ("write", "keep", "read", "cell"))
 
+
 def test_a_blank_drawing_says_so(server):
     status, result, _ = post(server[0], {"width": 10, "height": 10, "pixels": [0] * 100})
     assert status == 200 and result["blank"] is True

@@ -166,8 +166,6 @@ def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
     assert len([line for line in lines if line.startswith("Iter ")]) == 1  # the first nan is the last step
 
 
-
-
 @pytest.mark.slow
 def test_the_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
     # Last: it leaves the kernel with a 784-step graph. The settings, settings.make's and the graph's cells again.
