@@ -22,6 +22,7 @@ test_len = 128  # the tutorial scores the first this many test images
 forget_bias = 1.0  # added to the LSTM forget gate (BasicLSTMCell's forget_bias)
 
 # Beyond the tutorial
+num_layers = 1  # LSTM layers, stacked by TF1's MultiRNNCell: each reads the outputs of the one below (1: the tutorial)
 data_dir = os.path.join(_HERE, "data", "mnist")  # folder of the four MNIST files (downloaded if missing)
 validation_size = 5000  # first this many training images held out for validation
 seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log on one machine

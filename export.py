@@ -15,7 +15,8 @@ needs nothing of this project to be used: TensorFlow 2's `tf.saved_model.load`,
                      -> probabilities float32 [None, 10], classes int64 [None]
     reading          images -> step_probabilities float32 [None, 28, 10]: the answer after every row
     gates            images -> write, keep, read, candidate, cell, output float32 [None, 28, n_hidden]:
-                     the gates, tanh(j), the cell state and the output after every row (lstm_mnist/gates.py)
+                     the gates, tanh(j), the cell state and the output after every row (lstm_mnist/gates.py);
+                     with num_layers > 1, those of the bottom layer, and write_layer2, ... for the others
 """
 import contextlib
 import os
@@ -23,7 +24,8 @@ import shutil
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, gates, keras_bridge, settings
+from lstm_mnist import checkpoints, errors, keras_bridge, settings
+from lstm_mnist.model import Gates, keras_weights, tf1_weights
 from lstm_mnist.tf_setup import tf, tf1
 
 EXPORT_NAME = "saved_model"  # the folder inside the run folder, where OUT is not given
@@ -39,8 +41,16 @@ def signatures(images, graph, model):
         return tf1.saved_model.predict_signature_def(inputs={"images": images}, outputs=outputs)
 
     return {"serving_default": predict_signature({"probabilities": model.probabilities, "classes": model.predicted}),
-            "reading": predict_signature({"step_probabilities": model.reading.probabilities}),
-            "gates": predict_signature({name: getattr(model.gates, name) for name in gates.NAMES})}
+            "reading": predict_signature({"step_probabilities": model.step_probabilities}),
+            "gates": predict_signature({gate_output_name(name, layer): getattr(layer_gates, name)
+                                        for layer, layer_gates in enumerate(model.gates, start=1)
+                                        for name in Gates.NAMES})}
+
+
+def gate_output_name(name, layer):
+    """The gates signature's name of a gate of a layer (from 1, the bottom): `write` of the bottom layer,
+    `write_layer2` of the next."""
+    return name if layer == 1 else f"{name}_layer{layer}"
 
 
 def checked_copy(sess, model):
@@ -75,7 +85,8 @@ def export(cfg, checkpoint, out, stops, tflite=False, keras=False):
     print(f"Exported {checkpoint} to {out}")
     print(f"Signatures: serving_default (images [None, {cfg.n_steps}, {cfg.n_input}] -> probabilities [None, 10], "
           f"classes [None]), reading (images -> step_probabilities [None, {cfg.n_steps}, 10]), gates (images -> "
-          f"{', '.join(gates.NAMES)} [None, {cfg.n_steps}, {cfg.n_hidden}])")
+          f"{', '.join(Gates.NAMES)} [None, {cfg.n_steps}, {cfg.n_hidden}]"
+          f"{'' if cfg.num_layers == 1 else f', and *_layer2 to *_layer{cfg.num_layers} for the layers above'})")
     if tflite:
         print(f"TFLite: {os.path.join(out, TFLITE_NAME)} (input x [None, 28, 28]; outputs probabilities, predicted)")
     if keras:
@@ -104,17 +115,12 @@ def written_whole(out, kind, doing, stops):
         shutil.rmtree(building, ignore_errors=True)
 
 
-def bridged_variables(model):
-    """What the Keras bridge carries, either way: the cell's kernel and bias, the readout's weights
-    and biases (in the model's graph, the default one)."""
-    return [*gates.cell_variables(), model.weights["out"], model.biases["out"]]
-
-
 def write_keras(cfg, sess, model, path):
-    """The restored model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell."""
-    with model.graph.as_default():
-        kernel, bias, readout, readout_bias = sess.run(bridged_variables(model))
-    lstm = keras_bridge.keras_lstm_weights(kernel, bias, cfg.n_input, cfg.forget_bias)
+    """The restored model as a Keras 3 model file (lstm_mnist/keras_bridge.py), either cell: each
+    layer's Keras LSTM weights, then the readout's."""
+    *cells, readout, readout_bias = sess.run(model.variables)
+    lstm = [weights for layer, kernel, bias in zip(model.layers, cells[::2], cells[1::2], strict=True)
+            for weights in keras_weights(kernel, bias, layer.n_input, cfg.forget_bias)]
     keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
 
 
@@ -125,14 +131,14 @@ def run_from_keras(cfg, keras_path, out, stops):
     with written_whole(out, "the run folder", f"converting {keras_path}", stops) as building:
         weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg), f"{building}.weights.npz")
         *lstm, readout, readout_bias = weights
+        cells = [array for k in range(0, len(lstm), 3) for array in tf1_weights(*lstm[k:k + 3], cfg.forget_bias)]
         model = script.build_graph(cfg)
         with script.session(cfg, model) as sess, model.graph.as_default():
-            tf1_weights = keras_bridge.tf1_lstm_weights(*lstm, cfg.forget_bias)
-            for variable, value in zip(bridged_variables(model), [*tf1_weights, readout, readout_bias], strict=True):
+            for variable, value in zip(model.variables, [*cells, readout, readout_bias], strict=True):
                 variable.load(value, sess)
             os.makedirs(building)
             settings.save_settings(building, cfg, then="then convert again")
-            checkpoint = model.checkpoints.saver.save(sess, os.path.join(building, checkpoints.CHECKPOINT_NAME),
+            checkpoint = model.saving.saver.save(sess, os.path.join(building, checkpoints.CHECKPOINT_NAME),
                                                       global_step=0, write_meta_graph=False)
     print(f"Converted {keras_path} to the run folder {out} ({os.path.basename(checkpoint)}, the settings in "
           f"config.json); use it as a run's: python predict.py {out}")

@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, gates, images, reading, settings, tasks
+from lstm_mnist import errors, gates, images, reading, settings
 from lstm_mnist.tasks import SHORT_SEQUENCE
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
@@ -54,7 +54,7 @@ class Reader:
         self.cfg, self.checkpoint = cfg, checkpoint
         self.sess, self.model = predict.restored_session(cfg, checkpoint)
         self.every = max(1, cfg.n_steps // SHORT_SEQUENCE)
-        order = tasks.pixel_order(cfg)
+        order = self.model.order
         self.reading = {"step": reading.step_name(cfg.n_steps), "n_steps": cfg.n_steps, "every": self.every,
                         "order": None if order is None else order.tolist()}
 
@@ -67,18 +67,18 @@ class Reader:
         probabilities at the end of each frame, and how it reads (`reading`: its step, "row" or
         "pixel", the steps, the steps a frame, and the pixel order, null for reading order)."""
         pixels = images.digit_pixels(image)
-        steps = self.sess.run(self.model.reading.probabilities, self.model.feed(pixels))[0]
+        steps = self.sess.run(self.model.step_probabilities, self.model.feed(pixels))[0]
         return {"image": np.round(pixels[0], 4).tolist(), "steps": np.round(self.frames(steps), 5).tolist(),
                 "answer": int(np.argmax(steps[-1])), "blank": images.is_blank(pixels), "reading": self.reading}
 
     def gates(self, image):
-        """The gates the page shows for a PIL image of a drawing: write, keep, read and the cell
-        state, each [frames][n_hidden], and the units in the order gates.png draws them."""
-        pixels = images.digit_pixels(image)
-        values = gates.gates_of(self.sess, self.model.gates, self.model.feed(pixels))
-        return {"units": gates.unit_order(values["write"]).tolist(),
-                **{name: np.round(self.frames(values[name][0]), 3).tolist()
-                   for name in ("write", "keep", "read", "cell")}}
+        """The gates the page shows for a PIL image of a drawing, layer by layer from the bottom:
+        write, keep, read and the cell state, each [frames][n_hidden], and the units in the order
+        gates.png draws them."""
+        every_layer = gates.gates_of(self.sess, self.model.gates, self.model.feed(images.digit_pixels(image)))
+        return {"layers": [{"units": gates.unit_order(values["write"]).tolist(),
+                            **{name: np.round(self.frames(values[name][0]), 3).tolist()
+                               for name in ("write", "keep", "read", "cell")}} for values in every_layer]}
 
     def close(self):
         self.sess.close()

@@ -19,20 +19,17 @@ import random
 
 import data
 from lstm_mnist import (
-    checkpoints,
     clipping,
     distributed,
     errors,
     fast_lstm,
-    gates,
     launch,
     phases,
-    reading,
     runs,
     settings,
     tasks,
 )
-from lstm_mnist.model import Model
+from lstm_mnist.model import Model, basic_layers
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
 # ------------------------------------------------------------------- the data
@@ -75,16 +72,18 @@ def build_graph(cfg, cluster=None):
         biases = {"out": tf.Variable(tf1.random_normal([cfg.n_classes]))}
 
         if cfg.cell == "basic":
-            lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)
+            # The LSTM cell (beyond the tutorial: num_layers of them, stacked by TF1's MultiRNNCell)
+            cells = [tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)
+                     for _ in range(cfg.num_layers)]
+            lstm_cell = cells[0] if len(cells) == 1 else tf1.nn.rnn_cell.MultiRNNCell(cells)
             # dynamic_rnn creates a recurrent neural network specified from lstm_cell
             outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=sequence, dtype=tf.float32)
             # The last time step's output, mapped by a linear readout to the 10 classes
             output = tf.reshape(tf.split(outputs, cfg.n_steps, axis=1, num=None, name="split")[-1],
                                 [-1, cfg.n_hidden])
+            layers = basic_layers(lstm_cell, sequence, outputs, cfg.forget_bias)  # Beyond the tutorial
         else:  # Beyond the tutorial: cell="fast", the same LSTM and variables built for speed (fast_lstm.py)
-            lstm_cell = None
-            kernel, bias = fast_lstm.lstm_variables(cfg.n_input, cfg.n_hidden)
-            outputs, output = fast_lstm.outputs(sequence, kernel, bias, cfg.forget_bias, cfg.precision)
+            layers, output = fast_lstm.layers(sequence, cfg.n_hidden, cfg.forget_bias, cfg.num_layers, cfg.precision)
         pred = tf.matmul(output, weights["out"]) + biases["out"]
 
         # The cost function and optimizer
@@ -98,19 +97,12 @@ def build_graph(cfg, cluster=None):
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
 
-        # Beyond the tutorial: predictions, the answer after every row read (reading.py), the
-        # gates after every row (gates.py), and what checkpoints hold besides the variables.
-        predicted = tf.argmax(pred, 1, name="predicted")
-        probabilities = tf.nn.softmax(pred, name="probabilities")
-        rows_read = reading.add_to_graph(outputs, weights["out"], biases["out"])
-        gates_read = gates.add_to_graph(sequence, outputs, cfg.forget_bias)
-        saving = checkpoints.add_to_graph(keep=cfg.keep_checkpoints, data_position=cluster is None)
-
-        init = tf1.global_variables_initializer()
-    return Model(graph=graph, x=x, y=y, weights=weights, biases=biases, lstm_cell=lstm_cell, outputs=outputs,
-                 pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy, init=init,
-                 global_step=global_step, predicted=predicted, probabilities=probabilities, reading=rows_read,
-                 gates=gates_read, checkpoints=saving)
+        # Beyond the tutorial: the model as one object (lstm_mnist/model.py), which adds what the
+        # package reads of it: predictions, the answer after every step, the gates, the checkpoints' Saver
+        return Model(graph=graph, x=x, y=y, sequence=sequence, weights=weights, biases=biases, layers=layers,
+                           pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy,
+                           global_step=global_step, order=tasks.pixel_order(cfg), keep_checkpoints=cfg.keep_checkpoints,
+                           data_position=cluster is None)
 
 
 def session(cfg, model, cluster=None, resume=None):

@@ -115,11 +115,11 @@ def save(sess, model, run_dir, step, dataset=None):
     previous checkpoint the one a resume finds.
     """
     try:
-        if model.checkpoints.data_state is not None:
+        if model.saving.data_state is not None:
             buffer = io.BytesIO()
             np.savez(buffer, **dataset.get_state())
-            sess.run(model.checkpoints.set_data_state, {model.checkpoints.data_state_in: buffer.getvalue()})
-        return model.checkpoints.saver.save(sess, os.path.join(run_dir, CHECKPOINT_NAME), global_step=step,
+            sess.run(model.saving.set_data_state, {model.saving.data_state_in: buffer.getvalue()})
+        return model.saving.saver.save(sess, os.path.join(run_dir, CHECKPOINT_NAME), global_step=step,
                                             write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
         remove_half_written(run_dir)
@@ -132,12 +132,12 @@ def restore(sess, model, checkpoint, dataset=None):
     """Load a checkpoint into the session; returns its step. With `dataset`,
     the training data continues from where the checkpoint left it."""
     saved = check_shapes(model, checkpoint)
-    saver = model.checkpoints.saver
-    if DATA_STATE not in saved and model.checkpoints.data_state is not None:
+    saver = model.saving.saver
+    if DATA_STATE not in saved and model.saving.data_state is not None:
         # A cluster run's checkpoint: everything but the data position, which starts afresh.
         with model.graph.as_default():
             saver = tf1.train.Saver([v for v in tf1.global_variables() if v.op.name in saved])
-        sess.run(model.checkpoints.data_state.initializer)
+        sess.run(model.saving.data_state.initializer)
     try:
         saver.restore(sess, checkpoint)
     except (tf.errors.OpError, ValueError) as e:
@@ -146,7 +146,7 @@ def restore(sess, model, checkpoint, dataset=None):
         raise ConfigError(f"{checkpoint}: cannot restore this checkpoint ({error_text(e)}); "
                           f"it is damaged or from another model{hint}") from e
     if dataset is not None and DATA_STATE in saved:
-        state = sess.run(model.checkpoints.data_state)
+        state = sess.run(model.saving.data_state)
         if state:
             dataset.set_state(dict(np.load(io.BytesIO(state))))
     return int(sess.run(model.global_step))
@@ -159,6 +159,13 @@ def check_shapes(model, checkpoint):
         saved = dict(tf1.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError):
         return {DATA_STATE: []}  # unreadable: restore says why
+    for layer in model.layers:
+        name = layer.kernel.op.name
+        if name not in saved:
+            held = sorted(n for n in saved if n.endswith("/kernel") and n.startswith("rnn/"))
+            raise ConfigError(f"{checkpoint}: holds no {name} (it holds {', '.join(held) or 'no LSTM'}): made with "
+                              f"another num_layers than the settings' {len(model.layers)}; use the run's own "
+                              f"settings (its config.json)")
     with model.graph.as_default():
         for variable in tf1.global_variables():
             name = variable.op.name
@@ -172,7 +179,7 @@ def check_shapes(model, checkpoint):
 def forget_nothing(model, run_dir):
     """Tell the Saver about the checkpoints already in a resumed run's folder, so that
     keep_checkpoints counts them too, and remove what a killed save left half-written."""
-    model.checkpoints.saver.recover_last_checkpoints(complete_checkpoints(run_dir))
+    model.saving.saver.recover_last_checkpoints(complete_checkpoints(run_dir))
     remove_half_written(run_dir)
 
 

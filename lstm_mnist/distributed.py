@@ -233,7 +233,7 @@ class Cluster:
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
         with model.graph.as_default(), tf1.train.MonitoredSession(
-                session_creator=creator(scaffold=tf1.train.Scaffold(saver=model.checkpoints.saver),
+                session_creator=creator(scaffold=tf1.train.Scaffold(saver=model.saving.saver),
                                         master=self.server.target, config=worker_session_config(role, cfg),
                                         **options),
                 hooks=hooks, stop_grace_period_secs=2) as sess:

@@ -1,9 +1,11 @@
 """The tutorial's LSTM, built for speed in graph mode (`cell = "fast"` in config.py).
 
-Same math as BasicLSTMCell: gates = [x_t, h] @ kernel + bias, split in the
-order i, j, f, o; c = c * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j);
-h = tanh(c) * sigmoid(o). Same variables too (rnn/basic_lstm_cell/kernel and
-bias), so a checkpoint of either mode loads in the other.
+Same math as BasicLSTMCell (model.py): gates = [x_t, h] @ kernel + bias, in
+BasicLSTMCell's blocks i, j, f, o; c = c * sigmoid(f + forget_bias) + sigmoid(i) *
+tanh(j); h = tanh(c) * sigmoid(o). Same variables too, named as BasicLSTMCell's
+(model.cell_variables), so a checkpoint of either cell loads in the other; with
+num_layers > 1 the layers are stacked as MultiRNNCell stacks them, each reading the
+outputs of the one below.
 
 The tutorial's graph spends its time on per-op overhead and on elementwise
 kernels, not on arithmetic: dynamic_rnn's while loop runs thousands of tiny
@@ -29,30 +31,36 @@ Measured on a 2-core machine: benchmarks/README.md.
 """
 import types
 
+from lstm_mnist import model
 from lstm_mnist.tasks import SHORT_SEQUENCE
-from lstm_mnist.tf_setup import tf, tf1
+from lstm_mnist.tf_setup import tf
 
 PARALLEL_CHAINS = 2  # the batch runs as this many independent recurrences, one per core
 WEIGHT_GRADIENT_BLOCKS = 2  # blocks of time steps whose weight gradient is one matmul
 CHUNK_STEPS = SHORT_SEQUENCE  # longer sequences run as a loop over chunks of at most this many unrolled steps
 
 
-def lstm_variables(n_input, n_hidden):
-    """kernel [n_input + n_hidden, 4 * n_hidden] and bias [4 * n_hidden], named as
-    BasicLSTMCell's inside dynamic_rnn and initialized as it does (Glorot uniform, zeros)."""
-    with tf1.variable_scope("rnn/basic_lstm_cell"):
-        kernel = tf1.get_variable("kernel", [n_input + n_hidden, 4 * n_hidden],
-                                  initializer=tf1.glorot_uniform_initializer())
-        bias = tf1.get_variable("bias", [4 * n_hidden], initializer=tf1.zeros_initializer())
-    return kernel, bias
+def layers(sequence, n_hidden, forget_bias, num_layers, precision="fp32"):
+    """The fast cell's model.Layers over `sequence` (batch, n_steps, n_input), the bottom one first, and
+    h at the last step of the top one, (batch, n_hidden), which the readout trains through. A layer
+    below the top trains through its outputs at every step, which the layer above reads."""
+    stack, inputs = [], sequence
+    for k in range(num_layers):
+        kernel, bias = model.cell_variables(k, num_layers, inputs.shape[2], n_hidden)
+        top = k == num_layers - 1
+        every, last = outputs(inputs, kernel, bias, forget_bias, precision, every_step_trained=not top,
+                              input_trained=k > 0)
+        stack.append(model.Layer(kernel, bias, inputs, every, forget_bias))
+        inputs = every
+    return stack, last
 
 
 def gate_scaling(n_hidden, forget_bias):
     """(scale, shift) of the kernel's and bias's columns: scale doubles the j columns (one
     sigmoid gives tanh(j) too), shift adds forget_bias to the f columns."""
     ones, zeros = tf.ones([n_hidden]), tf.zeros([n_hidden])
-    scale = tf.concat([ones, 2 * ones, ones, ones], axis=0)
-    shift = tf.concat([zeros, zeros, tf.fill([n_hidden], float(forget_bias)), zeros], axis=0)
+    scale = model.in_layout(tf.concat, i=ones, j=2 * ones, f=ones, o=ones)
+    shift = model.in_layout(tf.concat, i=zeros, j=zeros, f=tf.fill([n_hidden], float(forget_bias)), o=zeros)
     return scale, shift
 
 
@@ -81,12 +89,12 @@ def recurrence(x_steps, w, b, n_input, dtype, h=None, c=None):
     for x_t in x_steps:
         xh = x_t if h is None else tf.concat([x_t, h], axis=1)
         s = tf.sigmoid(tf.nn.bias_add(matmul(xh, w[:n_input] if h is None else w, dtype), b))
-        i, sj, f, o = tf.split(s, 4, axis=1)
-        tj = 2.0 * sj - 1.0
+        gate = model.blocks(s)  # the j block holds sigmoid(2j)
+        tj = 2.0 * gate.j - 1.0
         steps.c.append(c)
-        c = i * tj if c is None else f * c + i * tj
+        c = gate.i * tj if c is None else gate.f * c + gate.i * tj
         tc = tf.tanh(c)
-        h = o * tc
+        h = gate.o * tc
         steps.xh.append(xh)
         steps.s.append(s)
         steps.tj.append(tj)
@@ -96,22 +104,31 @@ def recurrence(x_steps, w, b, n_input, dtype, h=None, c=None):
     return steps
 
 
-def backward(steps, dh, dc, w_h_t, dtype):
+def backward(steps, dh, dc, w_h_t, dtype, d_every=None):
     """The backward pass through recurrence's `steps`, last step first, from the gradients dh and
-    dc (None: none yet) after them: (per step, the gradient of the gates before their sigmoid;
-    dh and dc before the first step, unchanged past the sequence's start)."""
+    dc (None: none yet) after them, and `d_every`, the gradients of h at each step where a layer
+    above reads them: (per step, the gradient of the gates before their sigmoid; dh and dc before
+    the first step, unchanged past the sequence's start)."""
     d_steps = [None] * len(steps.s)
     for t in reversed(range(len(steps.s))):
-        i, _, f, o = tf.split(steps.s[t], 4, axis=1)
-        dc_t = tf.raw_ops.TanhGrad(y=steps.tc[t], dy=dh * o)
+        if d_every is not None:
+            dh = d_every[t] if dh is None else dh + d_every[t]
+        gate = model.blocks(steps.s[t])
+        dc_t = tf.raw_ops.TanhGrad(y=steps.tc[t], dy=dh * gate.o)
         dc = dc_t if dc is None else dc + dc_t
         d_f = tf.zeros_like(dc) if steps.c[t] is None else dc * steps.c[t]
-        ds = tf.concat([dc * steps.tj[t], 2.0 * dc * i, d_f, dh * steps.tc[t]], axis=1)
+        ds = model.in_layout(tf.concat, i=dc * steps.tj[t], j=2.0 * dc * gate.i, f=d_f, o=dh * steps.tc[t])
         d_steps[t] = tf.raw_ops.SigmoidGrad(y=steps.s[t], dy=ds)
         if steps.c[t] is not None:  # not the sequence's first step: carry on to the one before
             dh = matmul(d_steps[t], w_h_t, dtype)
-            dc = dc * f
+            dc = dc * gate.f
     return d_steps, dh, dc
+
+
+def input_gradient(d_steps, w_x_t, dtype):
+    """The gradient of the steps' inputs x_t, [steps, batch, n_input], from the gates' (d_steps)."""
+    d = tf.stack(d_steps)
+    return tf.reshape(matmul(tf.reshape(d, [-1, d.shape[2]]), w_x_t, dtype), [len(d_steps), -1, w_x_t.shape[1]])
 
 
 def chunk_length(n_steps):
@@ -120,15 +137,15 @@ def chunk_length(n_steps):
     return max(k for k in range(1, min(n_steps, CHUNK_STEPS) + 1) if n_steps % k == 0)
 
 
-def looped(x, w, b, w_h_t, n_input, dtype):
+def looped(x, w, b, w_h_t, w_x_t, n_input, dtype):
     """The forward pass of a long sequence as a while loop over chunks of chunk_length steps, each
     unrolled as a short sequence is: the graph stays the size of one chunk whatever the length,
     and the cost per step that of the unroll. Returns (h at the last step, h at every step
-    [batch, n_steps, n_hidden], the backward pass: dh -> d_kernel, d_bias before scaling)."""
+    [batch, n_steps, n_hidden], the backward pass: see unrolled)."""
     n_steps, n_hidden = x.shape[1], w.shape[1] // 4
     size = chunk_length(n_steps)
     n_chunks = n_steps // size
-    chunks = tf.reshape(tf.transpose(x, [1, 0, 2]), [n_chunks, size, -1, n_input])
+    chunks = tf.reshape(time_major(x), [n_chunks, size, -1, n_input])
     start = tf.zeros([tf.shape(x)[0], n_hidden])
     kept = [tf.TensorArray(tf.float32, size=n_steps, element_shape=[None, None]) for _ in KEPT]
 
@@ -141,66 +158,95 @@ def looped(x, w, b, w_h_t, n_input, dtype):
     _, last, _, *kept = tf.while_loop(lambda k, *_: k < n_chunks, forward_chunk, [0, start, start, *kept])
     kept = dict(zip(KEPT, kept, strict=True))
 
-    def backward_chunk(k, dh, dc, d_kernel, d_bias):
-        steps = types.SimpleNamespace(**{name: [kept[name].read(k * size + t) for t in range(size)] for name in KEPT})
-        d_steps, dh, dc = backward(steps, dh, dc, w_h_t, dtype)
-        xh, d = tf.concat(steps.xh, axis=0), tf.concat(d_steps, axis=0)
-        return k - 1, dh, dc, d_kernel + matmul(tf.transpose(xh), d, dtype), d_bias + tf.reduce_sum(d, axis=0)
+    def backward_pass(dh, d_every):
+        d_every = None if d_every is None else tf.reshape(time_major(d_every), [n_chunks, size, -1, n_hidden])
 
-    def backward_pass(dh):
+        def backward_chunk(k, dh, dc, d_kernel, d_bias, *dx):
+            steps = types.SimpleNamespace(**{name: [kept[name].read(k * size + t) for t in range(size)]
+                                             for name in KEPT})
+            from_above = None if d_every is None else tf.unstack(d_every[k], num=size)
+            d_steps, dh, dc = backward(steps, dh, dc, w_h_t, dtype, from_above)
+            xh, d = tf.concat(steps.xh, axis=0), tf.concat(d_steps, axis=0)
+            dx = [array.write(k, input_gradient(d_steps, w_x_t, dtype)) for array in dx]  # where x is trained
+            return k - 1, dh, dc, d_kernel + matmul(tf.transpose(xh), d, dtype), d_bias + tf.reduce_sum(d, axis=0), *dx
+
+        dh = start if dh is None else dh
         zeros = [tf.zeros_like(dh), tf.zeros(w.shape), tf.zeros(w.shape[1:])]
-        *_, d_kernel, d_bias = tf.while_loop(lambda k, *_: k >= 0, backward_chunk, [n_chunks - 1, dh, *zeros])
-        return d_kernel, d_bias
+        dx = [] if w_x_t is None else [tf.TensorArray(tf.float32, size=n_chunks, element_shape=[size, None, n_input])]
+        _, _, _, d_kernel, d_bias, *dx = tf.while_loop(lambda k, *_: k >= 0, backward_chunk,
+                                                        [n_chunks - 1, dh, *zeros, *dx])
+        return d_kernel, d_bias, time_major(tf.reshape(dx[0].stack(), [n_steps, -1, n_input])) if dx else None
 
-    every_h = tf.transpose(kept["h"].stack(), [1, 0, 2])
+    every_h = time_major(kept["h"].stack())
     return last, every_h, backward_pass
 
 
-def unrolled(x, w, b, w_h_t, n_input, dtype):
-    """The forward pass of a short sequence, every step unrolled: as looped returns."""
+def unrolled(x, w, b, w_h_t, w_x_t, n_input, dtype):
+    """The forward pass of a short sequence, every step unrolled. Returns (h at the last step, h at
+    every step, the backward pass: (dh at the last step or None, d_every: the gradients of h at every
+    step or None) -> (d_kernel, d_bias before scaling, the gradient of x or None without w_x_t))."""
     steps = recurrence(tf.unstack(x, axis=1), w, b, n_input, dtype)
 
-    def backward_pass(dh):
-        d_steps, _, _ = backward(steps, dh, None, w_h_t, dtype)
+    def backward_pass(dh, d_every):
+        from_above = None if d_every is None else tf.unstack(d_every, axis=1)
+        d_steps, _, _ = backward(steps, dh, None, w_h_t, dtype, from_above)
         return (weight_gradient(steps.xh, d_steps, n_input, dtype),
-                tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]))
+                tf.add_n([tf.reduce_sum(d, axis=0) for d in d_steps]),
+                None if w_x_t is None else time_major(input_gradient(d_steps, w_x_t, dtype)))
 
     return steps.h[-1], tf.stack(steps.h, axis=1), backward_pass
 
 
-def outputs(x, kernel, bias, forget_bias, precision="fp32"):
+def time_major(t):
+    return tf.transpose(t, [1, 0, 2])
+
+
+def outputs(x, kernel, bias, forget_bias, precision="fp32", every_step_trained=False, input_trained=False):
     """(h at every time step, (batch, n_steps, n_hidden); h at the last one, (batch, n_hidden)) for x
     of (batch, n_steps, n_input), as dynamic_rnn's outputs and their last step: both from one forward
-    pass, so that a run fetching both (scoring with the answer after every row) computes it once. The
-    gradient is the last step's alone (the hand-written one below); nothing trains through the first."""
+    pass, so that a run fetching both (scoring with the answer after every row) computes it once.
+    The hand-written gradient (below) flows back from the last step's h (the top layer: the readout
+    reads it) or, `every_step_trained`, from h at every step (a layer below: the one above reads
+    them); and on to x where `input_trained` (x is the outputs of the layer below)."""
     n_steps, n_input = x.shape[1], x.shape[2]
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
     dtype = DTYPES[precision]
     every_h = []  # each chain's h at every step, kept from inside its forward pass
     forward = unrolled if chunk_length(n_steps) == n_steps else looped
 
-    @tf.custom_gradient
-    def lstm(x, kernel, bias):
+    def forward_pass(x, kernel, bias):
         w = tf.cast(kernel * scale, dtype)  # cast once, not at every step
         b = (bias + shift) * scale
         # Transposed once here rather than by a flag on each backward matmul. The
         # scaling comes after the transpose, so the matmuls read a Mul, and grappler
         # cannot fold the transpose back into their flag.
         w_h_t = tf.transpose(kernel[n_input:]) * scale[:, None]
-        last, every, backward_pass = forward(x, w, b, w_h_t, n_input, dtype)
+        w_x_t = tf.transpose(kernel[:n_input]) * scale[:, None] if input_trained else None
+        return forward(x, w, b, w_h_t, w_x_t, n_input, dtype)
+
+    def gradients(backward_pass, dh, d_every):
+        d_kernel, d_bias, dx = backward_pass(dh, d_every)
+        return dx, d_kernel * scale, d_bias * scale
+
+    @tf.custom_gradient
+    def last_step_trained(x, kernel, bias):
+        last, every, backward_pass = forward_pass(x, kernel, bias)
         every_h.append(every)
+        return last, lambda dh: gradients(backward_pass, dh, None)
 
-        def grad(dh):
-            d_kernel, d_bias = backward_pass(dh)
-            return None, d_kernel * scale, d_bias * scale
-
-        return last, grad
+    @tf.custom_gradient
+    def every_step_trained_lstm(x, kernel, bias):
+        _, every, backward_pass = forward_pass(x, kernel, bias)
+        return every, lambda d_every: gradients(backward_pass, None, d_every)
 
     kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
     batch = tf.shape(x)[0]
     bounds = [batch * k // PARALLEL_CHAINS for k in range(PARALLEL_CHAINS + 1)]
     parts = tf.split(x, tf.stack([bounds[k + 1] - bounds[k] for k in range(PARALLEL_CHAINS)]), axis=0)
-    last = tf.concat([lstm(part, kernel, bias) for part in parts], axis=0)
+    if every_step_trained:
+        every = tf.concat([every_step_trained_lstm(part, kernel, bias) for part in parts], axis=0)
+        return every, every[:, -1]
+    last = tf.concat([last_step_trained(part, kernel, bias) for part in parts], axis=0)
     return tf.concat(every_h, axis=0), last
 
 

@@ -1,12 +1,15 @@
 """The bridge to TF2: the tutorial's TF1 LSTM as a Keras 3 model with the same weights, so the same answers.
 
-Three traps lie between the two (docs/migrate.md):
+Three traps lie between the two (docs/migrate.md), which model.keras_weights and model.tf1_weights
+cross, layer by layer:
 - the gate blocks: TF1's kernel and bias hold them in the order i, j, f, o; Keras's in i, f, c, o
   (Keras's c is TF1's j);
 - forget_bias: BasicLSTMCell adds it at run time; Keras has no such term (its `unit_forget_bias` is
   only an initializer), so it is folded into the f block of the bias;
 - TF1 keeps one kernel over [x, h]; Keras splits it into `kernel` (the x rows) and
   `recurrent_kernel` (the h rows).
+Stacked layers (num_layers > 1, TF1's MultiRNNCell) are stacked keras.layers.LSTM, each but the
+top one giving its output at every step.
 
 Keras 3 needs eager TensorFlow, and this project's processes run TF1's graph mode (tf_setup.py),
 so Keras's side runs in a process of its own, this module run as a program, which imports only
@@ -25,33 +28,18 @@ import numpy as np
 from lstm_mnist.errors import ConfigError
 
 REFUSED = 2  # the exit code of a Keras model this bridge does not take
-LSTM_LAYER, READOUT_LAYER = "lstm", "readout"  # the Keras model's layer names
+LSTM_LAYER, READOUT_LAYER = "lstm", "readout"  # the Keras model's layer names (lstm_2, ... above the first)
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sizes(cfg):
     """The settings that give the Keras model its shape, by keras_model's names."""
-    return {name: getattr(cfg, name) for name in ("n_steps", "n_input", "n_hidden", "n_classes")}
+    return {name: getattr(cfg, name) for name in ("n_steps", "n_input", "n_hidden", "n_classes", "num_layers")}
 
 
-def keras_lstm_weights(kernel, bias, n_input, forget_bias):
-    """BasicLSTMCell's kernel [n_input + n_hidden, 4 n_hidden] and bias [4 n_hidden] (blocks i, j, f, o)
-    as Keras's LSTM weights: kernel [n_input, 4 n_hidden], recurrent_kernel [n_hidden, 4 n_hidden]
-    and bias [4 n_hidden], blocks i, f, c, o, forget_bias added to f."""
-    i, j, f, o = np.split(kernel, 4, axis=1)
-    bias_i, bias_j, bias_f, bias_o = np.split(bias, 4)
-    reordered = np.concatenate([i, f, j, o], axis=1)
-    return [reordered[:n_input], reordered[n_input:],
-            np.concatenate([bias_i, bias_f + np.float32(forget_bias), bias_j, bias_o])]
-
-
-def tf1_lstm_weights(kernel, recurrent_kernel, bias, forget_bias):
-    """keras_lstm_weights the other way: Keras's LSTM weights (blocks i, f, c, o) as BasicLSTMCell's
-    kernel over [x, h] and bias (blocks i, j, f, o), forget_bias taken out of f (the cell adds it)."""
-    i, f, c, o = np.split(np.concatenate([kernel, recurrent_kernel]), 4, axis=1)
-    bias_i, bias_f, bias_c, bias_o = np.split(bias, 4)
-    return (np.concatenate([i, c, f, o], axis=1),
-            np.concatenate([bias_i, bias_c, bias_f - np.float32(forget_bias), bias_o]))
+def lstm_layer_name(layer):
+    """The Keras model's name of an LSTM layer (from 1, the bottom)."""
+    return LSTM_LAYER if layer == 1 else f"{LSTM_LAYER}_{layer}"
 
 
 def write_keras_model(shape, weights, path):
@@ -91,16 +79,20 @@ def keras_process(way, source, target, shape):
         raise OSError(f"Keras's process could not {way} the model: {last_line}")
 
 
-def keras_model(n_steps, n_input, n_hidden, n_classes, weights):
-    """The tutorial's model in Keras 3: rows in, LSTM, the linear readout (logits), softmax."""
+def keras_model(n_steps, n_input, n_hidden, n_classes, num_layers, weights):
+    """The tutorial's model in Keras 3: rows in, num_layers LSTMs, the linear readout (logits), softmax.
+    `weights`: each LSTM's three arrays, bottom first, then the readout's two."""
     import keras  # here: only the converting process, which runs eager, loads Keras 3
 
     inputs = keras.Input((n_steps, n_input), name="images")
-    h = keras.layers.LSTM(n_hidden, name=LSTM_LAYER)(inputs)
+    h = inputs
+    for layer in range(1, num_layers + 1):
+        h = keras.layers.LSTM(n_hidden, return_sequences=layer < num_layers, name=lstm_layer_name(layer))(h)
     logits = keras.layers.Dense(n_classes, name=READOUT_LAYER)(h)
     model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(logits), name="lstm_mnist")
-    model.get_layer(LSTM_LAYER).set_weights(weights[:3])
-    model.get_layer(READOUT_LAYER).set_weights(weights[3:])
+    for layer in range(1, num_layers + 1):
+        model.get_layer(lstm_layer_name(layer)).set_weights(weights[3 * (layer - 1):3 * layer])
+    model.get_layer(READOUT_LAYER).set_weights(weights[3 * num_layers:])
     return model
 
 
@@ -113,27 +105,36 @@ def tutorial_layers(model):
     return layers, kinds
 
 
-def refusal(model, n_steps, n_input, n_hidden, n_classes):
+def refusal(model, n_steps, n_input, n_hidden, n_classes, num_layers=1):
     """Why the Keras `model` is not the tutorial's of these sizes (a line that says what is
-    supported), or None: an input [n_steps, n_input], one LSTM(n_hidden) that gives its last
-    output, with tanh and a sigmoid recurrent activation, one Dense(n_classes), then softmax
-    (in the Dense or a layer of its own) or nothing (logits)."""
-    supported = (f"supported: Input(({n_steps}, {n_input})) -> LSTM({n_hidden}) -> Dense({n_classes}) [-> Softmax], "
-                 f"as export.py --keras writes it, the sizes from the settings n_steps, n_input, n_hidden, n_classes")
+    supported), or None: an input [n_steps, n_input], num_layers LSTM(n_hidden) with tanh and a
+    sigmoid recurrent activation, each but the top one giving its output at every step, the top
+    one its last output; one Dense(n_classes), then softmax (in the Dense or a layer of its own)
+    or nothing (logits)."""
+    lstms = " -> ".join([f"LSTM({n_hidden})"] * num_layers)
+    supported = (f"supported: Input(({n_steps}, {n_input})) -> {lstms} -> Dense({n_classes}) [-> Softmax], "
+                 f"as export.py --keras writes it, the sizes from the settings n_steps, n_input, n_hidden, n_classes, "
+                 f"num_layers")
     layers, kinds = tutorial_layers(model)
-    if kinds not in (["LSTM", "Dense"], ["LSTM", "Dense", "Softmax"]):
+    if kinds not in (["LSTM"] * num_layers + ["Dense"], ["LSTM"] * num_layers + ["Dense", "Softmax"]):
         return f"its layers are {', '.join(kinds) or 'none'}; {supported}"
-    lstm, dense = layers[0].get_config(), layers[1].get_config()
-    as_tutorial = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
-                   "return_sequences": False, "go_backwards": False}
-    differ = {name: lstm[name] for name, value in as_tutorial.items() if lstm[name] != value}
-    if differ or not dense["use_bias"]:
-        return f"its LSTM or Dense is not the tutorial's ({differ or 'the Dense has no bias'}); {supported}"
-    if dense["activation"] not in (("linear",) if len(kinds) == 3 else ("linear", "softmax")):
+    dense = layers[num_layers].get_config()
+    for k, layer in enumerate(layers[:num_layers], start=1):
+        lstm = layer.get_config()
+        as_tutorial = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+                       "return_sequences": k < num_layers, "go_backwards": False}
+        differ = {name: lstm[name] for name, value in as_tutorial.items() if lstm[name] != value}
+        if differ:
+            return f"its LSTM is not the tutorial's ({differ}); {supported}"
+        if lstm["units"] != n_hidden:
+            return f"its LSTM has {lstm['units']} units; {supported}"
+    if not dense["use_bias"]:
+        return f"its Dense is not the tutorial's (the Dense has no bias); {supported}"
+    if dense["activation"] not in (("linear",) if len(kinds) == num_layers + 2 else ("linear", "softmax")):
         return f"its Dense has the activation {dense['activation']}; {supported}"
-    sizes = (tuple(model.inputs[0].shape[1:]), lstm["units"], dense["units"])
-    if sizes != ((n_steps, n_input), n_hidden, n_classes):
-        return f"its input is {sizes[0]}, its LSTM has {sizes[1]} units and its Dense {sizes[2]}; {supported}"
+    sizes = (tuple(model.inputs[0].shape[1:]), dense["units"])
+    if sizes != ((n_steps, n_input), n_classes):
+        return f"its input is {sizes[0]} and its Dense has {sizes[1]} units; {supported}"
     return None
 
 
@@ -150,8 +151,8 @@ def read_weights(path, target, sizes):
     if refused:
         print(f"{path}: {refused}", file=sys.stderr)
         sys.exit(REFUSED)
-    lstm, dense = tutorial_layers(model)[0][:2]
-    np.savez(target, *lstm.get_weights(), *dense.get_weights())
+    layers = tutorial_layers(model)[0][:sizes["num_layers"] + 1]  # the LSTMs, then the Dense
+    np.savez(target, *[array for layer in layers for array in layer.get_weights()])
 
 
 if __name__ == "__main__":

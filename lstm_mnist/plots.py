@@ -25,9 +25,9 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
 
     `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
     `step_probabilities_of(images)` the model's class probabilities after every row,
-    `gates_of(images)` its gates after every row (gates.gates_of), `gate_statistics` the
-    gates' statistics over the test images of the gates line (gates.Gates) and `order` the
-    pixel order the model reads (tasks.pixel_order). A signal (`stops`) stops it between figures.
+    `gates_of(images)` its gates after every row, layer by layer (gates.gates_of), `gate_statistics`
+    each layer's gate statistics over the test images of the gates line (gates.GatesLine) and
+    `order` the pixel order the model reads (model.Model's order). A signal (`stops`) stops it between figures.
     """
     true = np.argmax(test.labels, axis=1)
     save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"), stops)
@@ -39,8 +39,15 @@ def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_o
     save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown], order),
                 os.path.join(run_dir, "reading.png"), stops)
     shown = shown[:GATE_DIGITS]
-    save_figure(gates_figure(test.images[shown], gates_of(test.images[shown]), gate_statistics, true[shown]),
-                os.path.join(run_dir, "gates.png"), stops)
+    every_layer = gates_of(test.images[shown])
+    for layer, (digit_gates, statistics) in enumerate(zip(every_layer, gate_statistics, strict=True), start=1):
+        save_figure(gates_figure(test.images[shown], digit_gates, statistics, true[shown], layer, len(every_layer)),
+                    os.path.join(run_dir, gates_file(layer)), stops)
+
+
+def gates_file(layer):
+    """gates.png for the bottom layer (the only one, as a rule), gates-layerK.png for layer K above it."""
+    return "gates.png" if layer == 1 else f"gates-layer{layer}.png"
 
 
 def new_figure(**size):
@@ -176,13 +183,14 @@ def reading_figure(images, step_probabilities, true, order=None):
     return fig
 
 
-def gates_figure(images, digit_gates, statistics, true):
-    """gates.png. For each digit, the image beside heatmaps of its write, keep and read gates and
-    its cell state, units (one order for all: gates.unit_order) against rows read. Below, for each gate,
-    each unit's share of the time shut (below 0.1) against open (above 0.9), from `statistics`
-    (gates.add_to_graph's), as in Karpathy et al.'s saturation plot; and how much the cell state
-    changes at each row, on average over these digits' units."""
+def gates_figure(images, digit_gates, statistics, true, layer=1, num_layers=1):
+    """gates.png of one layer. For each digit, the image beside heatmaps of its write, keep and read
+    gates and its cell state, units (one order for all: gates.unit_order) against steps read. Below,
+    for each gate, each unit's share of the time shut (below 0.1) against open (above 0.9), from
+    `statistics` (model.Gates'), as in Karpathy et al.'s saturation plot; and how much the cell
+    state changes at each step, on average over these digits' units."""
     n_digits, n_steps, n_units = digit_gates["write"].shape
+    step = reading.step_name(n_steps)
     order = gates.unit_order(digit_gates["write"])
     height = 1.9 * n_digits + 3.0
     fig = new_figure(figsize=(14, height))
@@ -224,9 +232,10 @@ def gates_figure(images, digit_gates, statistics, true):
     ax = fig.add_subplot(grid[n_digits, 4])
     change = np.abs(np.diff(digit_gates["cell"], axis=1, prepend=0)).mean(axis=(0, 2))
     ax.plot(range(1, n_steps + 1), change, "o-", ms=3)
-    ax.set(xlim=rows, xlabel="row read", title="cell state change |c_t - c_(t-1)|")
+    ax.set(xlim=rows, xlabel=f"{step} read", title="cell state change |c_t - c_(t-1)|")
     ax.grid(alpha=0.3)
-    fig.suptitle("The gates as the LSTM reads: what it writes to its cell, keeps and reads, row by row",
+    which = "" if num_layers == 1 else f" (layer {layer} of {num_layers})"
+    fig.suptitle(f"The gates as the LSTM{which} reads: what it writes to its cell, keeps and reads, {step} by {step}",
                  y=1 - 0.2 / height)
     return fig
 
@@ -235,21 +244,21 @@ class Plots(Part):
     """A run's part: its PNGs (write_run_plots) at the end. Failing to write them (a full disk)
     is a warning: the run itself is saved."""
 
-    def __init__(self, test, run_dir, order=None):
-        self.test, self.run_dir, self.order = test, run_dir, order  # order: tasks.pixel_order
+    def __init__(self, test, run_dir):
+        self.test, self.run_dir = test, run_dir
 
     def start(self, run, sess):
         # matplotlib's import (a second) goes on beside the training, not after it
         threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
 
     def finish(self, run, sess, results):
-        probabilities = run.model.reading.probabilities
+        model = run.model
         try:
             write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
                             self.test, results["predicted"],
-                            lambda images: sess.run(probabilities, run.model.feed(images)),
-                            lambda images: gates.gates_of(sess, run.model.gates, run.model.feed(images)),
-                            results["gate_statistics"], self.order, run.stops)
+                            lambda images: sess.run(model.step_probabilities, model.feed(images)),
+                            lambda images: gates.gates_of(sess, model.gates, model.feed(images)),
+                            results["gate_statistics"], model.order, run.stops)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

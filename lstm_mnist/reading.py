@@ -3,24 +3,12 @@
 The network reads an image as a sequence, one row per time step; the
 tutorial's readout only looks at the last step's output. Put through the same
 readout, every step's output says which digit the model would answer had the
-image ended there. That is what reading.png, the log's reading line and the
-drawing page (serve.py) show.
+image ended there (model.Model's step_probabilities). That is what reading.png,
+the log's reading line and the drawing page (serve.py) show.
 """
-import types
-
 import numpy as np
 
 from lstm_mnist.tasks import SHORT_SEQUENCE
-from lstm_mnist.tf_setup import tf
-
-
-def add_to_graph(every_output, w, b):
-    """Class probabilities after every row, (batch, n_steps, n_classes), and their argmax,
-    from the LSTM's output at every step (batch, n_steps, n_hidden) and the readout w, b."""
-    n_steps, n_hidden = every_output.shape[1], every_output.shape[2]
-    logits = tf.matmul(tf.reshape(every_output, [-1, n_hidden]), w) + b
-    probabilities = tf.reshape(tf.nn.softmax(logits), [-1, n_steps, w.shape[1]], name="step_probabilities")
-    return types.SimpleNamespace(probabilities=probabilities, predicted=tf.argmax(probabilities, axis=2))
 
 
 def row_of_final_answer(step_predicted):

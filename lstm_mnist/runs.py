@@ -22,7 +22,6 @@ from lstm_mnist import (
     run_folder,
     scoring,
     settings,
-    tasks,
 )
 from lstm_mnist.errors import StopOnSignal
 from lstm_mnist.part import Step
@@ -65,9 +64,9 @@ def new_run(cfg, model, mnist, resume, clock, stops, cluster=None, trial=None):
              *([duties] if duties else []),  # after the step's checkpoint: a stop also stops the others
              StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command)),
              scoring.FullTestSet(mnist, folder.run_dir, cfg.plots),
-             *([gates.Gates(mnist.test, cfg.n_steps)] if cfg.plots else []),  # its line after the reading line
+             *([gates.GatesLine(mnist.test, cfg.n_steps)] if cfg.plots else []),  # its line after the reading line
              phases.TrainingSpeed(cfg.batch_size),
-             *([plots.Plots(mnist.test, folder.run_dir, tasks.pixel_order(cfg))] if cfg.plots else []),
+             *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
              run_folder.ClosingLines(folder.run_dir)]
     return Run(cfg, model, clock, stops, restore, parts)
 

@@ -20,7 +20,7 @@ def evaluate(sess, model, dataset, stops, every_row=False, doing="scoring"):
     run; with `every_row`, also the answer after every row read. On long sequences, a line
     every PROGRESS_EVERY_S seconds says what it is `doing` and how far along it is. A signal
     (`stops`, errors.StopRequests) stops it between batches."""
-    fetches = [model.cost, model.predicted] + ([model.reading.predicted] if every_row else [])
+    fetches = [model.cost, model.predicted] + ([model.step_predicted] if every_row else [])
     total_loss, outputs = 0.0, []
     started = said = time.monotonic()
     for start in range(0, dataset.num_examples, EVAL_BATCH):

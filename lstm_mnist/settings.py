@@ -120,6 +120,7 @@ RULES = [
     ("clip_norm", lambda c: c.clip_norm >= 0 and math.isfinite(c.clip_norm), ">= 0 and finite (0: no clipping)"),
     ("n_classes", lambda c: c.n_classes == 10, "10, the MNIST digits"),
     ("n_hidden", lambda c: c.n_hidden >= 1, ">= 1"),
+    ("num_layers", lambda c: c.num_layers >= 1, ">= 1"),
     ("learning_rate", lambda c: c.learning_rate > 0 and math.isfinite(c.learning_rate), "> 0 and finite"),
     ("forget_bias", lambda c: math.isfinite(c.forget_bias), "a finite number"),
     ("seed", lambda c: 0 <= c.seed < 2**32, "between 0 and 2**32 - 1 (numpy's range for a seed)"),
@@ -173,8 +174,9 @@ def cpu_lacks_bf16(cpuinfo="/proc/cpuinfo"):
 def memory_estimate(cfg):
     """Bytes a training step needs, roughly: the weights four times over (themselves, their
     gradients, Adam's two slots) and each time step's activations kept for the backward pass."""
-    weights = (cfg.n_input + cfg.n_hidden + 1) * 4 * cfg.n_hidden + (cfg.n_hidden + 1) * cfg.n_classes
-    activations = cfg.batch_size * cfg.n_steps * (cfg.n_input + 12 * cfg.n_hidden)
+    weights = ((cfg.n_input + cfg.n_hidden + 1) * 4 * cfg.n_hidden
+               + (cfg.num_layers - 1) * (2 * cfg.n_hidden + 1) * 4 * cfg.n_hidden + (cfg.n_hidden + 1) * cfg.n_classes)
+    activations = cfg.batch_size * cfg.n_steps * (cfg.n_input + 12 * cfg.n_hidden * cfg.num_layers)
     return 4 * (4 * weights + 2 * activations)
 
 
@@ -197,7 +199,8 @@ def check_memory(cfg):
 
 
 # What a checkpoint's step and weights mean: a resumed run cannot change these.
-FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "batch_size", "task", "permutation_seed")
+FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "num_layers", "batch_size", "task",
+                   "permutation_seed")
 
 
 def check_resume_overrides(overrides, saved):

@@ -12,7 +12,9 @@ let strokes = [];    // each stroke: a list of [x, y] in canvas pixels
 let playing = null;  // the timer of the running animation
 let reads = 0;       // how many reads were started: only the latest one's answer is shown
 window.lastDrawing = null;  // what was last sent (tests read it)
-window.lastGates = null;  // the gates of the last drawing, as the server gave them
+window.lastGates = null;  // the gates of the last drawing, as the server gave them: {layers: [...]}
+const layerChoice = document.getElementById("layer");  // which layer's gates are drawn (several: a stacked LSTM)
+let frameShown = -1;  // the frame outlined in the gate maps
 
 function point(event) {
   const box = pad.getBoundingClientRect();
@@ -94,11 +96,26 @@ async function readGates(mine) {
   }
   if (mine !== reads) return;
   window.lastGates = result;
+  showLayers(result ? result.layers.length : 1);
   drawGates(result, -1);
 }
 
-function drawGates(result, frame) {
-  /* Each map: the units (in result.units' order) down, the frames across; `frame` (from 0) is outlined. */
+function showLayers(count) {
+  /* The layer choice, offered where the model has several layers (its bottom one first). */
+  if (layerChoice.options.length !== count) {
+    layerChoice.innerHTML = Array.from({length: count}, (_, k) =>
+      `<option value="${k}">layer ${k + 1}${k === 0 ? " (reads the image)" : ""}</option>`).join("");
+  }
+  document.getElementById("layers").hidden = count < 2;
+}
+
+layerChoice.addEventListener("change", () => drawGates(window.lastGates, frameShown));
+
+function drawGates(gates, frame) {
+  /* Each map of the chosen layer: the units (in its units' order) down, the frames across; `frame` (from 0) is
+     outlined. */
+  frameShown = frame;
+  const result = gates ? gates.layers[Number(layerChoice.value) || 0] : null;
   for (const name of ["write", "keep", "read", "cell"]) {
     const canvas = document.getElementById("gate-" + name);
     const view = canvas.getContext("2d");
@@ -150,6 +167,7 @@ function show(result) {
   }
   const header = table.insertRow();
   const how = result.reading;  // what a step reads, and in what order
+  for (const title of document.querySelectorAll(".by-step")) title.textContent = `${how.step} by ${how.step}`;
   document.getElementById("how").textContent = `${how.n_steps} ${how.step}s, one per time step` +
     (how.step === "pixel" ? (how.order ? ", in a fixed random order" : ", in reading order") : "");
   header.insertCell().outerHTML = `<th>${how.step}</th>`;
@@ -219,5 +237,6 @@ function drawBars(p) {
 }
 
 redraw();
+showLayers(1);
 drawBars(new Array(10).fill(0));
 drawSeen(null, -1, null);

@@ -127,6 +127,23 @@ def permuted_run(tmp_path_factory):
     return cfg, checkpoints.latest_checkpoint(results["run_dir"])
 
 
+@pytest.fixture(scope="session")
+def stacked_run(loaded_mnist, tmp_path_factory):
+    """A short run of two stacked LSTM layers of 16 units (TF1's MultiRNNCell), plots on:
+    (cfg, results, printed lines)."""
+    import contextlib
+    import io
+
+    import train_lstm_mnist
+
+    tmp_path = tmp_path_factory.mktemp("stacked_run")
+    cfg = tiny_config(tmp_path, num_layers=2, n_hidden=16, training_iters=1500, eval_every=0, plots=True)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = train_lstm_mnist.train(cfg, fresh_copy(loaded_mnist))
+    return cfg, results, out.getvalue().splitlines()
+
+
 @contextlib.contextmanager
 def served(cfg, checkpoint):
     """serve.py's server for a run's checkpoint, in a thread: (base address, Reader)."""

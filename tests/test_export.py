@@ -48,12 +48,13 @@ print(json.dumps(answers))
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    """The tiny run exported as it is (basic cell) and with the fast cell (and TFLite)."""
+def exported(tiny_run, stacked_run, tmp_path_factory):
+    """The tiny run exported as it is (basic cell) and with the fast cell (and TFLite), and the stacked run."""
     folder = tmp_path_factory.mktemp("export")
     run_dir = tiny_run[1]["run_dir"]
     assert export.main([run_dir, str(folder / "basic")]) == 0
     assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--tflite"]) == 0
+    assert export.main([stacked_run[1]["run_dir"], str(folder / "stacked")]) == 0
     return folder
 
 
@@ -63,39 +64,44 @@ def tensorflow_alone():
             "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def answers_of_the_run(tiny_run, images, **overrides):
-    """The training graph's probabilities, the answer after every row, and the gates of the first 5 images."""
-    cfg, checkpoint = settings.open_saved_run(tiny_run[1]["run_dir"], overrides)
+def answers_of_the_run(run, images, **overrides):
+    """The training graph's probabilities, the answer after every row, and the gates of the first 5 images,
+    by the gates signature's names."""
+    cfg, checkpoint = settings.open_saved_run(run[1]["run_dir"], overrides)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        return (*sess.run([model.probabilities, model.reading.probabilities], model.feed(images)),
-                gates.gates_of(sess, model.gates, model.feed(images[:5])))
+        every_layer = gates.gates_of(sess, model.gates, model.feed(images[:5]))
+        return (*sess.run([model.probabilities, model.step_probabilities], model.feed(images)),
+                {export.gate_output_name(name, layer): values for layer, layer_gates in enumerate(every_layer, start=1)
+                 for name, values in layer_gates.items()})
 
 
 @pytest.mark.slow
-def test_tensorflow_alone_gives_predicts_answers(exported, tiny_run, mnist, tmp_path):
+def test_tensorflow_alone_gives_predicts_answers(exported, tiny_run, stacked_run, mnist, tmp_path):
     images = mnist.test.images[:100].reshape(-1, 28, 28)
     np.save(tmp_path / "images.npy", images)
     paths = {"basic": str(exported / "basic"), "fast": str(exported / "fast"),
-             "tflite": str(exported / "fast" / export.TFLITE_NAME)}
+             "tflite": str(exported / "fast" / export.TFLITE_NAME), "stacked": str(exported / "stacked")}
     result = subprocess.run([sys.executable, "-c", LOAD_ALONE, str(tmp_path / "images.npy"), json.dumps(paths)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=tensorflow_alone())
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout.splitlines()[-1])
-    for cell in ("basic", "fast"):  # what docs/export.md says of bad input
+    for cell in ("basic", "fast", "stacked"):  # what docs/export.md says of bad input
         assert "Shape of tensor images [2,784] is not compatible with expected shape [?,28,28]" in \
             answers.pop(cell + "/flat")
         probabilities, classes = answers.pop(cell + "/nan")
         assert np.all(np.isnan(probabilities)) and classes == [0]
-    exported_gates = {cell: answers.pop(cell + "/gates") for cell in ("basic", "fast")}
+    exported_gates = {cell: answers.pop(cell + "/gates") for cell in ("basic", "fast", "stacked")}
     answers = {name: np.array(value) for name, value in answers.items()}
-    for cell in ("basic", "fast"):
-        probabilities, step_probabilities, row_by_row = answers_of_the_run(tiny_run, images, cell=cell)
+    assert {"write", "write_layer2", "cell_layer2", "output_layer2"} <= set(exported_gates["stacked"])
+    for cell, run in (("basic", tiny_run), ("fast", tiny_run), ("stacked", stacked_run)):
+        probabilities, step_probabilities, row_by_row = answers_of_the_run(run, images, **{"cell": cell} if
+                                                                           cell != "stacked" else {})
         np.testing.assert_allclose(answers[cell], probabilities, rtol=0, atol=1e-6)
         np.testing.assert_allclose(answers[cell + "/reading"], step_probabilities, rtol=0, atol=1e-6)
         assert set(exported_gates[cell]) == set(row_by_row)
         for name, values in row_by_row.items():
-            assert values.shape == (5, 28, tiny_run[0].n_hidden)
+            assert values.shape == (5, 28, run[0].n_hidden)
             np.testing.assert_allclose(exported_gates[cell][name], values, rtol=0, atol=1e-6, err_msg=f"{cell}: {name}")
     np.testing.assert_allclose(answers["tflite"], answers["fast"], rtol=0, atol=1e-5)
     assert answers["basic"].shape == (100, 10) and answers["basic/reading"].shape == (100, 28, 10)

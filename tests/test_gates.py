@@ -7,8 +7,9 @@ from conftest import tiny_checkpoint
 from PIL import Image
 
 import predict
+import train_lstm_mnist as script
 from lstm_mnist import gates, settings
-from lstm_mnist.tf_setup import tf
+from lstm_mnist.tf_setup import tf, tf1
 
 
 def sigmoid(z):
@@ -36,7 +37,7 @@ def checkpoint_gates(tiny_run, cell, images):
     sess, model = predict.restored_session(cfg, tiny_checkpoint(tiny_run))
     with sess:
         feed = model.feed(images)
-        return gates.gates_of(sess, model.gates, feed), sess.run(model.gates.statistics, feed)
+        return gates.gates_of(sess, model.gates, feed)[0], sess.run(model.gates[0].statistics, feed)
 
 
 def test_both_cells_give_the_gates_of_a_numpy_lstm_on_a_trained_checkpoint(tiny_run, mnist):
@@ -55,6 +56,30 @@ def test_both_cells_give_the_gates_of_a_numpy_lstm_on_a_trained_checkpoint(tiny_
             np.testing.assert_allclose(statistics[g, 2], expected[name].mean(axis=(0, 1)), atol=1e-5)
             np.testing.assert_array_equal(statistics[g, 0], (expected[name] < 0.1).mean(axis=(0, 1)))
             np.testing.assert_array_equal(statistics[g, 1], (expected[name] > 0.9).mean(axis=(0, 1)))
+
+
+def test_every_layer_of_a_stack_gives_the_gates_of_a_numpy_lstm_stacked_both_cells(mnist):
+    images = mnist.test.images[:6].reshape(-1, 28, 28)
+    for cell in ("basic", "fast"):
+        model = script.build_graph(settings.make({"num_layers": 2, "n_hidden": 16, "cell": cell}))
+        with tf1.Session(graph=model.graph) as sess:
+            sess.run(model.init)
+            found = gates.gates_of(sess, model.gates, model.feed(images))
+            statistics = sess.run([layer.statistics for layer in model.gates], model.feed(images))
+            weights = sess.run([(layer.kernel, layer.bias) for layer in model.layers])
+        inputs = images.astype(np.float64)
+        for layer, (kernel, bias) in enumerate(weights):  # layer 1 reads the outputs of layer 0
+            expected = numpy_lstm(inputs, kernel.astype(np.float64), bias.astype(np.float64), 1.0)
+            for name, values in expected.items():
+                np.testing.assert_allclose(found[layer][name], values, atol=1e-5, err_msg=f"{cell} {layer}: {name}")
+            np.testing.assert_allclose(statistics[layer][1, 2], expected["keep"].mean(axis=(0, 1)), atol=1e-5)
+            inputs = expected["output"]
+        assert np.abs(found[1]["output"] - found[0]["output"]).max() > 0.01  # two layers, not one twice
+
+
+def test_a_stack_has_a_gates_line_per_layer():
+    statistics = np.full((3, 3, 4), 0.5)
+    assert gates.gates_line(statistics, 35, 2, 3).startswith("Gates (layer 2 of 3): the cell writes 0.50, keeps ")
 
 
 def test_the_gates_line_says_how_open_each_gate_is_and_how_often_saturated():

@@ -13,7 +13,7 @@ from conftest import assert_one_line_error, fill
 import export
 import predict
 import serve
-from lstm_mnist import errors, images, keras_bridge, settings
+from lstm_mnist import errors, images, model, settings
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
 # Its arguments: the images, the labels, then a model file and the folder for its answers, for each model.
@@ -61,15 +61,29 @@ for _ in range(3):
     model.train_on_batch(images[:100], labels[:100])
 model.save(out + "/trained.keras")
 np.save(out + "/probabilities.npy", model.predict(images, batch_size=1000, verbose=0))
+two = keras.Sequential([inputs, keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8),
+                        keras.layers.Dense(10, activation="softmax")])
+two.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy")
+for _ in range(3):
+    two.train_on_batch(images[:100], labels[:100])
+two.save(out + "/stacked.keras")
+np.save(out + "/stacked.npy", two.predict(images, batch_size=1000, verbose=0))
 np.save(out + "/digit.npy", model.predict(digit, verbose=0))
-def refused(*layers):
-    return keras_bridge.refusal(keras.Sequential([keras.Input((28, 28)), *layers]), 28, 28, 8, 10)
+def refused(*layers, num_layers=1):
+    return keras_bridge.refusal(keras.Sequential([keras.Input((28, 28)), *layers]), 28, 28, 8, 10, num_layers)
+stacked = [keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8), keras.layers.Dense(10)]
 print(json.dumps({"trained": keras_bridge.refusal(model, 28, 28, 8, 10),
     "GRU": refused(keras.layers.GRU(8), keras.layers.Dense(10)),
     "stacked": refused(keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8), keras.layers.Dense(10)),
     "bidirectional": refused(keras.layers.Bidirectional(keras.layers.LSTM(8)), keras.layers.Dense(10)),
     "relu": refused(keras.layers.LSTM(8, activation="relu"), keras.layers.Dense(10)),
-    "16 units": refused(keras.layers.LSTM(16), keras.layers.Dense(10))}))
+    "16 units": refused(keras.layers.LSTM(16), keras.layers.Dense(10)),
+    "stacked as 2 layers": refused(*stacked, num_layers=2),
+    "stacked 2 for 3": refused(*stacked, num_layers=3),
+    "stacked, top every step": refused(keras.layers.LSTM(8, return_sequences=True),
+                                       keras.layers.LSTM(8, return_sequences=True), keras.layers.Dense(10),
+                                       num_layers=2)
+}))
 """
 
 
@@ -85,44 +99,48 @@ def keras_alone(script, *arguments, cwd, project=False):
 
 
 @pytest.fixture(scope="module")
-def converted(tiny_run, tmp_path_factory):
-    """The tiny run exported with --keras, as it is (basic cell) and rebuilt with the fast cell."""
+def converted(tiny_run, stacked_run, tmp_path_factory):
+    """The tiny run exported with --keras, as it is (basic cell) and rebuilt with the fast cell; the stacked
+    run with each cell."""
     folder = tmp_path_factory.mktemp("keras")
     run_dir = tiny_run[1]["run_dir"]
     assert export.main([run_dir, str(folder / "basic"), "--keras"]) == 0
     assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--keras"]) == 0
+    assert export.main([stacked_run[1]["run_dir"], str(folder / "stacked-fast"), "--cell=fast", "--keras"]) == 0
     return folder
 
 
-def tf1_answers(tiny_run, images, labels, cell):
-    """The TF1 graph's probabilities of `images`, its outputs (h after every row) and loss on the first 100."""
-    cfg, checkpoint = settings.open_saved_run(tiny_run[1]["run_dir"], {"cell": cell})
+def tf1_answers(run, images, labels, cell):
+    """The TF1 graph's probabilities of `images`, its bottom layer's outputs (h after every row) and loss on
+    the first 100."""
+    cfg, checkpoint = settings.open_saved_run(run[1]["run_dir"], {"cell": cell})
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
         probabilities = np.concatenate([sess.run(model.probabilities, model.feed(images[k:k + 1000]))
                                         for k in range(0, len(images), 1000)])
-        outputs, loss = sess.run([model.outputs, model.cost], model.feed(images[:100], labels[:100]))
+        outputs, loss = sess.run([model.layers[0].outputs, model.cost], model.feed(images[:100], labels[:100]))
     return probabilities, outputs, loss
 
 
 def test_the_weights_move_to_keras_gate_blocks_reordered_and_the_forget_bias_folded_in():
     n_input, n_hidden = 2, 1
     kernel = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], dtype=np.float32)  # rows x1, x2, h; i j f o
-    kernel_x, kernel_h, bias = keras_bridge.keras_lstm_weights(kernel, np.float32([1, 2, 3, 4]), n_input, 0.5)
+    kernel_x, kernel_h, bias = model.keras_weights(kernel, np.float32([1, 2, 3, 4]), n_input, 0.5)
     assert kernel_x.tolist() == [[1, 3, 2, 4], [5, 7, 6, 8]] and kernel_h.tolist() == [[9, 11, 10, 12]]
     assert bias.tolist() == [1, 3.5, 2, 4] and bias.dtype == np.float32
     assert kernel_h.shape == (n_hidden, 4 * n_hidden)
-    back_kernel, back_bias = keras_bridge.tf1_lstm_weights(kernel_x, kernel_h, bias, 0.5)
+    back_kernel, back_bias = model.tf1_weights(kernel_x, kernel_h, bias, 0.5)
     assert back_kernel.tolist() == kernel.tolist() and back_bias.tolist() == [1, 2, 3, 4]
     assert back_bias.dtype == np.float32
 
 
 @pytest.mark.slow
-def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted, tiny_run, mnist, tmp_path):
+def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted, tiny_run, stacked_run, mnist,
+                                                                     tmp_path):
     images, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "labels.npy", labels)
-    cells = ("basic", "fast")
+    cells = ("basic", "fast", "stacked-fast")
     for cell in cells:
         (tmp_path / cell).mkdir()
     answers = keras_alone(KERAS_ALONE, tmp_path / "images.npy", tmp_path / "labels.npy",
@@ -130,13 +148,14 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
                           cwd=tmp_path)  # one Keras process for both models: its start-up is most of its time
     for cell in cells:
         out, said = tmp_path / cell, answers[str(tmp_path / cell)]
-        assert said["layers"] == ["InputLayer", "LSTM", "Dense", "Softmax"]
-        probabilities, outputs, loss = tf1_answers(tiny_run, images, labels, cell)
+        run = stacked_run if cell.startswith("stacked") else tiny_run
+        assert said["layers"] == ["InputLayer", *["LSTM"] * run[0].num_layers, "Dense", "Softmax"]
+        probabilities, outputs, loss = tf1_answers(run, images, labels, cell.split("-")[-1])
         keras_probabilities = np.load(out / "probabilities.npy")
         assert keras_probabilities.shape == (10000, 10)
         np.testing.assert_allclose(keras_probabilities, probabilities, rtol=0, atol=1e-5)
         accuracy = np.mean(np.argmax(keras_probabilities, axis=1) == np.argmax(labels, axis=1))
-        assert accuracy == tiny_run[1]["full_test_accuracy"]  # the run's "Full test set" line
+        assert accuracy == run[1]["full_test_accuracy"]  # the run's "Full test set" line
         np.testing.assert_allclose(np.load(out / "outputs.npy"), outputs, rtol=0, atol=1e-5)
         assert said["loss"] == pytest.approx(float(loss), abs=1e-5)
         assert said["first_step_loss"] == pytest.approx(float(loss), abs=1e-5)
@@ -159,6 +178,7 @@ def trained_in_keras(loaded_mnist, tmp_path_factory):
     refusals = keras_alone(TRAINED_IN_KERAS, folder / "images.npy", folder / "labels.npy",
                            folder / "digit_pixels.npy", folder, cwd=folder, project=True)
     assert export.main([str(folder / "trained.keras"), str(folder / "run"), "--n_hidden=8"]) == 0
+    assert export.main([str(folder / "stacked.keras"), str(folder / "stacked"), "--n_hidden=8", "--num_layers=2"]) == 0
     return (folder / "run", folder / "trained.keras", np.load(folder / "probabilities.npy"),
             np.load(folder / "digit.npy")[0], digit_file, refusals)
 
@@ -183,6 +203,15 @@ def test_a_model_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist
         reader.close()
 
 
+def test_a_stack_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist):
+    cfg, checkpoint = settings.open_saved_run(str(trained_in_keras[0].parent / "stacked"), {})
+    assert (cfg.num_layers, cfg.n_hidden) == (2, 8)
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        probabilities = sess.run(model.probabilities, model.feed(mnist.test.images[:1000]))
+    np.testing.assert_allclose(probabilities, np.load(trained_in_keras[0].parent / "stacked.npy"), rtol=0, atol=1e-5)
+
+
 def test_a_run_made_from_keras_exports_and_trains_on(trained_in_keras, tmp_path, capsys):
     run_dir = trained_in_keras[0]
     assert export.main([str(run_dir), str(tmp_path / "exported")]) == 0
@@ -199,8 +228,12 @@ def test_keras_models_of_another_shape_are_refused_saying_what_is_supported(trai
     assert refusals["GRU"].startswith("its layers are GRU, Dense;")
     assert refusals["stacked"].startswith("its layers are LSTM, LSTM, Dense;")
     assert refusals["bidirectional"].startswith("its layers are Bidirectional, Dense;")
-    assert refusals["relu"].startswith("its LSTM or Dense is not the tutorial's ({'activation': 'relu'})")
-    assert refusals["16 units"].startswith("its input is (28, 28), its LSTM has 16 units and its Dense 10;")
+    assert refusals["relu"].startswith("its LSTM is not the tutorial's ({'activation': 'relu'})")
+    assert refusals["16 units"].startswith("its LSTM has 16 units;")
+    assert refusals.pop("stacked as 2 layers") is None and refusals.pop("stacked 2 for 3").startswith(
+        "its layers are LSTM, LSTM, Dense; supported: Input((28, 28)) -> LSTM(8) -> LSTM(8) -> LSTM(8) -> Dense(10)")
+    assert refusals.pop("stacked, top every step").startswith(
+        "its LSTM is not the tutorial's ({'return_sequences': True})")
     for line in refusals.values():
         assert "supported: Input((28, 28)) -> LSTM(8) -> Dense(10) [-> Softmax]" in line
 

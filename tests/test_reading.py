@@ -19,8 +19,8 @@ def test_the_answer_after_the_last_row_is_the_models_answer(mnist, cell):
     images = mnist.test.images[:50].reshape(-1, 28, 28)
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
-        steps, final = sess.run([model.reading.probabilities, model.probabilities], {model.x: images})
-        first_rows = sess.run(model.reading.probabilities, {model.x: np.where(np.arange(28)[:, None] < 10,
+        steps, final = sess.run([model.step_probabilities, model.probabilities], {model.x: images})
+        first_rows = sess.run(model.step_probabilities, {model.x: np.where(np.arange(28)[:, None] < 10,
                                                                               images, 0)})
     assert steps.shape == (50, 28, 10)
     np.testing.assert_allclose(steps.sum(axis=2), 1, rtol=1e-5)
@@ -35,7 +35,7 @@ def test_the_reading_line_matches_the_models_answers(tiny_run, mnist):
     (line,) = [line for line in lines if line.startswith("Reading: ")]
     sess, model = predict.restored_session(cfg, checkpoints.find_checkpoint(results["run_dir"])[0])
     with sess:
-        step_predicted = sess.run(model.reading.predicted, {model.x: mnist.test.images.reshape(-1, 28, 28)})
+        step_predicted = sess.run(model.step_predicted, {model.x: mnist.test.images.reshape(-1, 28, 28)})
     assert np.array_equal(step_predicted[:, -1], results["predicted"])
     rows = reading.row_of_final_answer(step_predicted)
     assert line == (f"Reading: the final answer is reached, and kept, after row {rows.mean():.1f} of 28 on average "

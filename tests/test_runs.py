@@ -138,9 +138,9 @@ def test_each_kind_of_run_has_its_list_of_parts(tmp_path, mnist):
     cfg = tiny_config(tmp_path, plots=True)
     model = script.build_graph(cfg)
     single = ["RunFolder", "DivergenceStop", "Validation", "MetricsLog", "Checkpoints", "StopOnSignal",
-              "FullTestSet", "Gates", "TrainingSpeed", "Plots", "ClosingLines"]
+              "FullTestSet", "GatesLine", "TrainingSpeed", "Plots", "ClosingLines"]
     assert parts_of(cfg)[0] == single
-    assert parts_of(tiny_config(tmp_path, plots=False))[0] == [name for name in single if name not in ("Gates",
+    assert parts_of(tiny_config(tmp_path, plots=False))[0] == [name for name in single if name not in ("GatesLine",
                                                                                                         "Plots")]
     names, run_dir = parts_of(cfg, tuning.TrialReport(types.SimpleNamespace(number=3)))
     assert names == single[:4] + ["TrialReport"] + single[4:] and run_dir.endswith("trial-0003")

@@ -81,9 +81,11 @@ def test_the_gates_of_a_drawing_are_the_models_gates_of_the_image_it_reads(serve
     base, reader = server
     drawing = drawing_of(mnist.test.images[3])
     status, result, _ = post(base, drawing, "/api/gates")
-    assert status == 200 and set(result) == {"units", "write", "keep", "read", "cell"}
+    assert status == 200 and set(result) == {"layers"} and len(result["layers"]) == 1
+    result = result["layers"][0]
+    assert set(result) == {"units", "write", "keep", "read", "cell"}
     seen = np.array(post(base, drawing)[1]["image"], dtype=np.float32)[None]  # the image /api/read says it read
-    expected = gates.gates_of(reader.sess, reader.model.gates, reader.model.feed(seen))
+    expected = gates.gates_of(reader.sess, reader.model.gates, reader.model.feed(seen))[0]
     for name in ("write", "keep", "read", "cell"):
         assert np.array(result[name]).shape == (28, reader.cfg.n_hidden)
         np.testing.assert_allclose(result[name], expected[name][0], atol=2e-3)  # both rounded, to 4 and 3 places
@@ -96,14 +98,14 @@ def test_a_permuted_run_is_read_back_every_28th_pixel_in_its_order(permuted_run,
         status, result, _ = post(base, drawing_of(mnist.test.images[0]))
         _, gates_read, _ = post(base, drawing_of(mnist.test.images[0]), "/api/gates")
         image = np.array(result["image"], dtype=np.float32).reshape(1, 784, 1)
-        every_step = reader.sess.run(reader.model.reading.probabilities, reader.model.feed(image))[0]
+        every_step = reader.sess.run(reader.model.step_probabilities, reader.model.feed(image))[0]
     assert status == 200
     assert result["reading"] == {"step": "pixel", "n_steps": 784, "every": 28,
                                  "order": tasks.permutation(cfg.permutation_seed).tolist()}
     # a frame for every 28 pixels read: the model's answer after pixels 28, 56, ..., 784
     np.testing.assert_allclose(result["steps"], every_step[27::28], rtol=0, atol=1e-3)
     assert result["answer"] == int(np.argmax(every_step[-1]))
-    assert all(np.array(gates_read[name]).shape == (28, 8) for name in ("write", "keep", "read", "cell"))
+    assert all(np.array(gates_read["layers"][0][name]).shape == (28, 8) for name in ("write", "keep", "read", "cell"))
 
 
 def test_a_blank_drawing_says_so(server):
@@ -193,7 +195,7 @@ def test_several_clients_at_once_get_the_same_answers(server, mnist):
     assert all(status == 200 for status, _, _ in answers)
     for k, (_, result, _) in enumerate(answers):
         if k % 3 == 2:
-            np.testing.assert_allclose(result["keep"], gates_alone[k % 4]["keep"], atol=1e-3)
+            np.testing.assert_allclose(result["layers"][0]["keep"], gates_alone[k % 4]["layers"][0]["keep"], atol=1e-3)
         else:
             assert result["answer"] == alone[k % 4]["answer"]
             np.testing.assert_allclose(result["steps"], alone[k % 4]["steps"], atol=1e-5)

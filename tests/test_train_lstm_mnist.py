@@ -15,7 +15,7 @@ from lstm_mnist.tf_setup import tf1
 
 def test_graph_has_the_tutorials_names_shapes_and_variables():
     model = script.build_graph(settings.make())
-    for name in ("x", "y", "weights", "biases", "lstm_cell", "outputs", "pred", "cost", "optimizer",
+    for name in ("x", "y", "weights", "biases", "outputs", "pred", "cost", "optimizer",
                  "correct_pred", "accuracy", "init"):
         assert getattr(model, name) is not None, name
     assert model.outputs.shape.as_list() == [None, 28, 128]
@@ -24,7 +24,9 @@ def test_graph_has_the_tutorials_names_shapes_and_variables():
     with model.graph.as_default():
         shapes = {v.name: v.shape.as_list() for v in tf1.trainable_variables()}
     assert sorted(shapes.values()) == sorted([[28 + 128, 4 * 128], [4 * 128], [128, 10], [10]])
-    assert any("basic_lstm_cell/kernel" in name for name in shapes)
+    assert "rnn/basic_lstm_cell/kernel:0" in shapes  # as the tutorial's checkpoints named it
+    (layer,) = model.layers
+    assert layer.kernel.name == "rnn/basic_lstm_cell/kernel:0" and layer.outputs is model.outputs
 
 
 def test_tiny_training_run_in_process(mnist, capsys, tmp_path):
@@ -107,10 +109,11 @@ def test_the_script_reads_as_the_tutorial():
     """The tutorial's names appear in the script in the tutorial's order, graph then loop."""
     source = open(SCRIPT).read()
     anchors = ["read_data_sets(", 'print("Train Images: "', "x = tf1.placeholder", "y = tf1.placeholder",
-               "weights = {", "biases = {", "lstm_cell = tf1.nn.rnn_cell.BasicLSTMCell", "outputs, states =",
+               "weights = {", "biases = {", "tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)",
+               "lstm_cell = ", "outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=sequence, dtype=tf.float32)",
                "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = clipping.minimize(distributed.replicated(",
                "tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)",
-               "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "init = tf1.global_variables_initializer",
+               "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "return Model(",
                "sess.run(model.init)", "while run.going(step * cfg.batch_size < cfg.training_iters)",
                "mnist.train.next_batch(cfg.batch_size)", "sess.run(optimizer, feed_dict={x: batch_x, y: batch_y})",
                "if step % cfg.display_step == 0:", 'print(f"Iter {step * cfg.batch_size}, Minibatch Loss= ',
