@@ -24,6 +24,7 @@ import zlib
 
 import numpy as np
 
+from lstm_mnist.errors import BadInput
 from lstm_mnist.files import write_atomically
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -57,9 +58,10 @@ EPOCH_ORDER = 2  # how DataSet orders later epochs; saved with its position (1: 
 Datasets = collections.namedtuple("Datasets", ["train", "validation", "test"])
 
 
-class DataError(ValueError):
+class DataError(ValueError, BadInput):
     """A data file is missing, unreadable or not what it should be, or a bad argument.
-    A ValueError, as the original raised, so `except ValueError` still catches it."""
+    A ValueError, as the original raised, so `except ValueError` still catches it; bad input
+    to this project's entry points (exit code 2)."""
 
 
 # ---------------------------------------------------------------- IDX files
@@ -353,6 +355,12 @@ class DataSet:
         self._index_in_epoch = int(state["index_in_epoch"])
         self._order = np.array(state["order"])
 
+    def shard(self, index, count, seed=None):
+        """Beyond input_data: examples index, index + count, ... as a DataSet of their own with its
+        own shuffling (one worker's part of the training data in a cluster)."""
+        return DataSet(self.images[index::count], self.labels[index::count], dtype=np.uint8, reshape=False,
+                       one_hot=self.one_hot, seed=seed)  # uint8 and no reshape: the arrays are taken as they are
+
 
 # ------------------------------------------------------------ read_data_sets
 
@@ -403,13 +411,6 @@ def warn_if_not_mnist(directory, names):
     if names:
         print(f"warning: {directory}: {', '.join(names)} {'is' if len(names) == 1 else 'are'} not the original "
               f"MNIST (sha256 differs); using {'it' if len(names) == 1 else 'them'} as given", file=sys.stderr)
-
-
-def shard(dataset, index, count, seed=None):
-    """Beyond input_data: examples index, index + count, ... of a DataSet, as a DataSet of their
-    own with its own shuffling (one worker's part of the training data in a cluster)."""
-    return DataSet(dataset.images[index::count], dataset.labels[index::count], dtype=np.uint8, reshape=False,
-                   one_hot=dataset.one_hot, seed=seed)  # uint8 and no reshape: the arrays are taken as they are
 
 
 def load_mnist(train_dir="MNIST-data"):

@@ -24,7 +24,7 @@ import shutil
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, keras_bridge, settings
+from lstm_mnist import checkpoints, context, entry_point, errors, keras_bridge, saved_run
 from lstm_mnist.model import Gates, keras_weights, tf1_weights
 from lstm_mnist.tf_setup import tf, tf1
 
@@ -71,10 +71,10 @@ def checked_copy(sess, model):
     return copy, images
 
 
-def export(cfg, checkpoint, out, stops, tflite=False, keras=False):
+def export(cfg, checkpoint, out, tflite=False, keras=False):
     """Write the SavedModel of `checkpoint` (and, with `tflite`, model.tflite inside it; with
     `keras`, model.keras) to `out` whole or not at all (written_whole). Returns `out`."""
-    with written_whole(out, "the export", "exporting", stops) as building:
+    with written_whole(out, "the export", "exporting") as building:
         sess, model = predict.restored_session(cfg, checkpoint)  # one restore for the SavedModel and Keras
         with sess:
             write_saved_model(sess, model, building)
@@ -96,21 +96,21 @@ def export(cfg, checkpoint, out, stops, tflite=False, keras=False):
 
 
 @contextlib.contextmanager
-def written_whole(out, kind, doing, stops):
+def written_whole(out, kind, doing):
     """The folder to build `out` in: a temporary name beside it, renamed to `out` when the block ends,
     removed if it fails, so `out` is whole or not there. A failure to write is one line naming `kind`
-    (what `out` is); a signal (`stops`, errors.StopRequests) stops it saying what `doing` leaves."""
+    (what `out` is); a signal stops it saying what `doing` leaves."""
     refuse_a_users_folder(out)
     building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
-    stops.now(f"while {doing}: nothing is left at {out}, the run is untouched")
+    context.now(f"while {doing}: nothing is left at {out}, the run is untouched")
     try:
         yield building
-        stops.check()
+        context.check()
         os.replace(building, out)
     except (OSError, tf.errors.OpError) as e:
-        stops.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
-        raise errors.TrainingError(f"cannot write {kind} {out}: {checkpoints.error_text(e)}; nothing was left "
-                                   f"there; free some space (or make it writable), then try again") from e
+        context.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
+        raise errors.cannot_write(f"{kind} {out}", checkpoints.error_text(e), "then try again (nothing was left "
+                                  "there)") from e
     finally:
         shutil.rmtree(building, ignore_errors=True)
 
@@ -124,11 +124,11 @@ def write_keras(cfg, sess, model, path):
     keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
 
 
-def run_from_keras(cfg, keras_path, out, stops):
+def run_from_keras(cfg, keras_path, out):
     """The way back: the Keras 3 model at `keras_path` (the tutorial's shape for the settings `cfg`)
     as a run folder `out` with its settings and a checkpoint of step 0, which predict.py, serve.py,
     export.py and --resume take as any run's. Written whole or not at all (written_whole). Returns `out`."""
-    with written_whole(out, "the run folder", f"converting {keras_path}", stops) as building:
+    with written_whole(out, "the run folder", f"converting {keras_path}") as building:
         weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg), f"{building}.weights.npz")
         *lstm, readout, readout_bias = weights
         cells = [array for k in range(0, len(lstm), 3) for array in tf1_weights(*lstm[k:k + 3], cfg.forget_bias)]
@@ -137,7 +137,7 @@ def run_from_keras(cfg, keras_path, out, stops):
             for variable, value in zip(model.variables, [*cells, readout, readout_bias], strict=True):
                 variable.load(value, sess)
             os.makedirs(building)
-            settings.save_settings(building, cfg, then="then convert again")
+            saved_run.save_settings(building, cfg, then="then convert again")
             checkpoint = model.saving.saver.save(sess, os.path.join(building, checkpoints.CHECKPOINT_NAME),
                                                       global_step=0, write_meta_graph=False)
     print(f"Converted {keras_path} to the run folder {out} ({os.path.basename(checkpoint)}, the settings in "
@@ -163,7 +163,7 @@ def write_tflite(cfg, checkpoint, folder):
     source = folder
     if cfg.cell != "fast":
         source = f"{folder}.fast"
-        sess, model = predict.restored_session(settings.make({"cell": "fast"}, saved=vars(cfg)), checkpoint)
+        sess, model = predict.restored_session(script.SETTINGS.make({"cell": "fast"}, saved=vars(cfg)), checkpoint)
         with sess:
             write_saved_model(sess, model, source)
     try:
@@ -192,28 +192,29 @@ def add_arguments(parser):
     parser.add_argument("--keras", action="store_true", help=f"also write {KERAS_NAME}, the same model in Keras 3")
 
 
+def export_from_command_line(overrides, arguments):
+    if arguments.model.endswith(".keras"):
+        return convert_from_keras(overrides, arguments)
+    cfg, checkpoint = saved_run.open_saved_run(arguments.model, overrides, script.SETTINGS)
+    out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
+    export(cfg, checkpoint, out, arguments.tflite, arguments.keras)
+
+
 def main(argv=None):
-    def export_from_command_line(stops):
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        if arguments.model.endswith(".keras"):
-            return convert_from_keras(overrides, arguments, stops)
-        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
-        out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
-        export(cfg, checkpoint, out, stops, arguments.tflite, arguments.keras)
-    return errors.run_entry_point(export_from_command_line)
+    return entry_point.run(argv, __doc__, add_arguments, script.SETTINGS, export_from_command_line)
 
 
-def convert_from_keras(overrides, arguments, stops):
+def convert_from_keras(overrides, arguments):
     """export.py MODEL.keras [OUT]: the Keras model as a run folder, for the settings with `overrides`."""
     if arguments.tflite or arguments.keras:
         raise errors.ConfigError(f"{arguments.model}: --tflite and --keras export a run; a Keras model becomes a "
                                  f"run folder first (export.py {arguments.model} OUT), then export that")
     if not os.path.isfile(arguments.model):
         raise errors.ConfigError(f"{arguments.model}: no such Keras model file; give the path of a .keras file")
-    cfg = settings.make(overrides)
+    cfg = script.SETTINGS.make(overrides)
     name = os.path.splitext(os.path.basename(arguments.model))[0]
-    run_from_keras(cfg, arguments.model, arguments.out or os.path.join(cfg.out_dir, name), stops)
+    run_from_keras(cfg, arguments.model, arguments.out or os.path.join(cfg.out_dir, name))
 
 
 if __name__ == "__main__":
-    errors.exit_process(main())
+    entry_point.exit_process(main())

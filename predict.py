@@ -12,7 +12,7 @@ model is rebuilt with that run's saved settings (config.json), which
 import numpy as np
 
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, images, scoring, settings
+from lstm_mnist import checkpoints, context, entry_point, images, saved_run, scoring
 
 
 def restored_session(cfg, checkpoint):
@@ -23,23 +23,22 @@ def restored_session(cfg, checkpoint):
     return sess, model
 
 
-def score(cfg, checkpoint, stops):
-    """The tutorial's test line on test_len images, then the whole test set; returns the full Score.
-    `stops` (errors.StopRequests) is what a signal does."""
+def score(cfg, checkpoint):
+    """The tutorial's test line on test_len images, then the whole test set; returns the full Score."""
     mnist = script.load_mnist(cfg)
-    stops.now("while scoring the test set: nothing is written, nothing to lose")
+    context.now("while scoring the test set: nothing is written, nothing to lose")
     print(f"Model: {checkpoint}")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
         script.score_test_images(sess, model, mnist, cfg)
-        return scoring.score_full_test_set(sess, model, mnist, stops)
+        return scoring.score_full_test_set(sess, model, mnist)
 
 
-def predict(cfg, checkpoint, image_paths, stops):
+def predict(cfg, checkpoint, image_paths):
     """Print and return the predicted digit and the ten probabilities of each image, in order:
     [(digit, probabilities), ...]. With several images, each one's lines begin with its path."""
     pixels = [images.load_digit(path) for path in image_paths]  # every image checked before the model loads
-    stops.now("while predicting: nothing is written, nothing to lose")
+    context.now("while predicting: nothing is written, nothing to lose")
     sess, model = restored_session(cfg, checkpoint)
     with sess:
         answers = [scoring.classify(sess, model, one) for one in pixels]
@@ -59,16 +58,17 @@ def add_arguments(parser):
                                                  "(without one: score the test set)")
 
 
+def use_saved_model(overrides, arguments):
+    cfg, checkpoint = saved_run.open_saved_run(arguments.model, overrides, script.SETTINGS)
+    if not arguments.image:
+        score(cfg, checkpoint)
+    else:
+        predict(cfg, checkpoint, arguments.image)
+
+
 def main(argv=None):
-    def use_saved_model(stops):
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
-        if not arguments.image:
-            score(cfg, checkpoint, stops)
-        else:
-            predict(cfg, checkpoint, arguments.image, stops)
-    return errors.run_entry_point(use_saved_model)
+    return entry_point.run(argv, __doc__, add_arguments, script.SETTINGS, use_saved_model)
 
 
 if __name__ == "__main__":
-    errors.exit_process(main())
+    entry_point.exit_process(main())

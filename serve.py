@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 import predict
-from lstm_mnist import errors, gates, images, reading, settings
+from lstm_mnist import context, entry_point, errors, gates, images, reading, saved_run
 from lstm_mnist.tasks import SHORT_SEQUENCE
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
@@ -177,8 +177,8 @@ class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 256  # the listen backlog (socketserver's default is 5): a burst of a page's requests waits
 
 
-    def __init__(self, address, reader, stops):
-        self.reader, self.stops = reader, stops  # stops: what a signal does (errors.StopRequests)
+    def __init__(self, address, reader):
+        self.reader = reader
         self.connections, self.connections_lock = set(), threading.Lock()  # before a failed bind calls server_close
         super().__init__(address, Handler)
 
@@ -201,7 +201,7 @@ class Server(http.server.ThreadingHTTPServer):
               file=sys.stderr)
 
     def service_actions(self):
-        self.stops.check()  # serve_forever calls this every half second: a signal stops it here
+        context.check()  # serve_forever calls this every half second: a signal stops it here
 
     def server_close(self):
         with self.connections_lock:
@@ -211,12 +211,12 @@ class Server(http.server.ThreadingHTTPServer):
         super().server_close()  # joins the request threads
 
 
-def make_server(reader, stops, host="127.0.0.1", port=0):
-    """A Server for `reader`, listening (port 0: any free port), that a signal (`stops`) stops."""
+def make_server(reader, host="127.0.0.1", port=0):
+    """A Server for `reader`, listening (port 0: any free port), that a signal stops."""
     if not 0 <= port <= 65535:
         raise errors.ConfigError(f"--port={port} is not a port: give one from 1 to 65535 (0: any free port)")
     try:
-        return Server((host, port), reader, stops)
+        return Server((host, port), reader)
     except OSError as e:
         raise errors.ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port "
                                  f"or --host") from e
@@ -245,21 +245,22 @@ def add_arguments(parser):
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0: any free port (default: 8000)")
 
 
+def serve(overrides, arguments):
+    cfg, checkpoint = saved_run.open_saved_run(arguments.model, overrides, predict.script.SETTINGS)
+    with contextlib.closing(Reader(cfg, checkpoint)) as reader, \
+            make_server(reader, arguments.host, arguments.port) as server:
+        warning = host_warning(arguments.host)
+        if warning:
+            print(warning, file=sys.stderr)
+        host, port = server.server_address[:2]
+        context.now("while serving: nothing is written, nothing to lose")
+        print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
+        server.serve_forever()
+
+
 def main(argv=None):
-    def serve(stops):
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        cfg, checkpoint = settings.open_saved_run(arguments.model, overrides)
-        with contextlib.closing(Reader(cfg, checkpoint)) as reader, make_server(reader, stops, arguments.host,
-                                                                                 arguments.port) as server:
-            warning = host_warning(arguments.host)
-            if warning:
-                print(warning, file=sys.stderr)
-            host, port = server.server_address[:2]
-            stops.now("while serving: nothing is written, nothing to lose")
-            print(f"Serving {checkpoint} at http://{host}:{port}/ (Ctrl-C to stop)")
-            server.serve_forever()
-    return errors.run_entry_point(serve)
+    return entry_point.run(argv, __doc__, add_arguments, predict.script.SETTINGS, serve)
 
 
 if __name__ == "__main__":
-    errors.exit_process(main())
+    entry_point.exit_process(main())

@@ -32,7 +32,7 @@ import optuna
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import errors, settings, tuning
+from lstm_mnist import context, entry_point, errors, saved_run, tuning
 from lstm_mnist.files import replaced_atomically, write_atomically
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -141,10 +141,10 @@ def first_line(error):
 
 # ------------------------------------------------------------------ one trial
 
-def run_one_trial(arguments, overrides, stops):
-    """In a child process: ask the study for a trial, train it (a signal, `stops`, stops it as it
-    stops the script), tell the study how it ended."""
-    space = tuning.load_space(arguments.space)
+def run_one_trial(arguments, overrides):
+    """In a child process: ask the study for a trial, train it (a signal stops it as it stops the
+    script), tell the study how it ended."""
+    space = tuning.load_space(arguments.space, script.SETTINGS)
     study = open_study(arguments.study, arguments.storage, create=False)
     trial = study.ask()
     print(f"Trial {trial.number}: asked", flush=True)  # the sweep reads this line
@@ -155,11 +155,11 @@ def run_one_trial(arguments, overrides, stops):
     try:
         params = suggest_or_fail(trial, space)
         print(f"Trial {trial.number}: {json.dumps(params)}", flush=True)
-        cfg = settings.make({**overrides, **params})
-        results = script.train(cfg, trial=report, stops=stops)
+        cfg = script.SETTINGS.make({**overrides, **params})
+        results = script.train(cfg, trial=report)
     except tuning.Pruned as e:
         state, reason = "PRUNED", str(e)
-    except (errors.ConfigError, errors.TrainingError, script.data.DataError) as e:
+    except (errors.BadInput, errors.TrainingError) as e:
         state, reason = "FAIL", str(e)
     except errors.Interrupted as e:
         state, reason = "FAIL", str(e).splitlines()[0]
@@ -193,7 +193,7 @@ def record(study, trial, report, run_dir, params, state, reason, started, result
     """The trial's end, in the study (with its steps, time, folder and reason) and in its run folder;
     returns what was recorded."""
     judged = state != "FAIL"  # a failed trial's last report says nothing of how far it got: its reason does
-    attrs = {"steps": (results["steps"] if results else report.steps) if judged else None,
+    attrs = {"steps": (results.steps if results else report.steps) if judged else None,
              "seconds": round(time.monotonic() - started, 1), "run_dir": run_dir, "reason": reason,
              "validation_accuracy": report.accuracy if judged else None}
     for name, value in attrs.items():
@@ -258,9 +258,9 @@ class Child:
         return lines[-1] if lines else ""
 
 
-def run_trials(arguments, overrides, sweep_dir, study, stops):
+def run_trials(arguments, overrides, sweep_dir, study):
     """`arguments.trials` trials, `arguments.jobs` at a time; a failed trial is recorded and the sweep
-    goes on; a signal (`stops`) is passed to the running trials, which stop as the script stops."""
+    goes on; a signal is passed to the running trials, which stop as the script stops."""
     intra, inter = tuning.threads_for(arguments.jobs)
     threads = {"intra_op_threads": intra, "inter_op_threads": inter}
     trial_settings = {"plots": False, **threads, **overrides, "out_dir": sweep_dir}
@@ -269,22 +269,22 @@ def run_trials(arguments, overrides, sweep_dir, study, stops):
                *[f"--{name}={value}" for name, value in trial_settings.items()]]
     print(f"Threads: {intra} intra-op, {inter} inter-op for each of {arguments.jobs} trial(s) at a time "
           f"({os.cpu_count()} cores)")
-    stops.defer("stopping the running trials after their current step (checkpoints saved)")
+    context.defer("stopping the running trials after their current step (checkpoints saved)")
     running, launched, forwarded, ended = [], 0, False, []
-    while running or (launched < arguments.trials and not stops.requested):
-        if stops.requested and not forwarded:
+    while running or (launched < arguments.trials and not context.requested()):
+        if context.requested() and not forwarded:
             for child in running:
-                child.process.send_signal(stops.requested)
+                child.process.send_signal(context.requested())
             forwarded = True
-        while len(running) < arguments.jobs and launched < arguments.trials and not stops.requested:
+        while len(running) < arguments.jobs and launched < arguments.trials and not context.requested():
             launched += 1
             running.append(Child(command, os.path.join(sweep_dir, f"launch-{time.time_ns()}.log")))
         for child in [c for c in running if c.process.poll() is not None]:
             running.remove(child)
             ended.append(finished(study, child))
         time.sleep(POLL_S)
-    if stops.requested:
-        raise errors.Interrupted(stops.requested, f"while sweeping: the running trials stopped and were "
+    if context.requested():
+        raise errors.Interrupted(context.requested(), f"while sweeping: the running trials stopped and were "
                                                          f"recorded as failed, every completed one is kept; "
                                                          f"{RESUME_SWEEP}")
     return ended
@@ -324,7 +324,7 @@ def finished(study, child):
 
 # ------------------------------------------------------------------ the end
 
-def report(study, space, sweep_dir, stops):
+def report(study, space, sweep_dir):
     """The table (and results.csv), the best trial's full test set, and Optuna's plots."""
     rows = tuning.table_rows(study, space)
     print(tuning.as_table(rows, space))
@@ -339,12 +339,12 @@ def report(study, space, sweep_dir, stops):
         best = complete[0]
         print(f"Best: trial {best['trial']}, validation accuracy {best['validation_accuracy']}, "
               f"{ {name: best[name] for name in space} }, in {best['run_dir']}")
-        cfg, checkpoint = settings.open_saved_run(best["run_dir"], {})
-        predict.score(cfg, checkpoint, stops)  # the test set, scored once, for the best trial only
-    write_plots(study, sweep_dir, stops)
+        cfg, checkpoint = saved_run.open_saved_run(best["run_dir"], {}, script.SETTINGS)
+        predict.score(cfg, checkpoint)  # the test set, scored once, for the best trial only
+    write_plots(study, sweep_dir)
 
 
-def write_plots(study, sweep_dir, stops):
+def write_plots(study, sweep_dir):
     """Optuna's own matplotlib plots, where the study has enough trials for each."""
     from optuna.visualization import matplotlib as optuna_plots  # here: only the sweep's end draws
 
@@ -360,7 +360,7 @@ def write_plots(study, sweep_dir, stops):
             axes = plot(study)
             figure = (axes if not hasattr(axes, "figure") else axes.figure)
             figure = figure.flat[0].figure if hasattr(figure, "flat") else figure
-            stops.check()  # a signal stops the plots between figures
+            context.check()  # a signal stops the plots between figures
             try:
                 with replaced_atomically(os.path.join(sweep_dir, name), "wb") as f:
                     figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
@@ -398,42 +398,42 @@ def check_arguments(arguments, space, overrides):
                                  f"leave it out of one")
 
 
+def sweep(overrides, arguments):
+    if arguments.trial_process:
+        return run_one_trial(arguments, overrides)
+    space = tuning.load_space(arguments.space, script.SETTINGS)
+    check_arguments(arguments, space, overrides)
+    cfg = script.SETTINGS.make(overrides)  # the fixed settings, checked before any trial starts
+    tuning.check_space_values(space, overrides, arguments.space, script.SETTINGS)
+    sweep_dir = os.path.join(cfg.out_dir, tuning.study_folder_name(arguments.study))
+    try:
+        os.makedirs(sweep_dir, exist_ok=True)
+    except OSError as e:
+        raise errors.ConfigError(f"out_dir = {cfg.out_dir}: cannot create the sweep folder there "
+                                 f"({e.strerror or e})") from e
+    arguments.storage = arguments.storage or f"sqlite:///{os.path.join(sweep_dir, 'study.db')}"
+    check_storage(arguments.storage)
+    study = open_study(arguments.study, arguments.storage)
+    print(f"Study {arguments.study}: {len(study.trials)} trials so far in {arguments.storage}; "
+          f"adding {arguments.trials}")
+    fail_abandoned_trials(study)
+    tuning.write_hparams_experiment(sweep_dir, space, overrides)
+    try:
+        ended = run_trials(arguments, overrides, sweep_dir, study)
+    finally:
+        if not context.requested():
+            context.now(f"while reporting: no trial runs, every trial is recorded in the study; {RESUME_SWEEP}")
+            report(study, space, sweep_dir)
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
+    if ended and set(ended) == {"FAIL"}:
+        raise errors.TrainingError(f"every trial of this sweep failed ({len(ended)}); why is in the table "
+                                   f"above and in {os.path.join(sweep_dir, 'trial-*.log')}; once that is "
+                                   f"mended, {RESUME_SWEEP}")
+
+
 def main(argv=None):
-    def sweep(stops):
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        if arguments.trial_process:
-            return run_one_trial(arguments, overrides, stops)
-        space = tuning.load_space(arguments.space)
-        check_arguments(arguments, space, overrides)
-        cfg = settings.make(overrides)  # the fixed settings, checked before any trial starts
-        tuning.check_space_values(space, overrides, arguments.space)
-        sweep_dir = os.path.join(cfg.out_dir, tuning.study_folder_name(arguments.study))
-        try:
-            os.makedirs(sweep_dir, exist_ok=True)
-        except OSError as e:
-            raise errors.ConfigError(f"out_dir = {cfg.out_dir}: cannot create the sweep folder there "
-                                     f"({e.strerror or e})") from e
-        arguments.storage = arguments.storage or f"sqlite:///{os.path.join(sweep_dir, 'study.db')}"
-        check_storage(arguments.storage)
-        study = open_study(arguments.study, arguments.storage)
-        print(f"Study {arguments.study}: {len(study.trials)} trials so far in {arguments.storage}; "
-              f"adding {arguments.trials}")
-        fail_abandoned_trials(study)
-        tuning.write_hparams_experiment(sweep_dir, space, overrides)
-        try:
-            ended = run_trials(arguments, overrides, sweep_dir, study, stops)
-        finally:
-            if not stops.requested:
-                stops.now(f"while reporting: no trial runs, every trial is recorded in the study; "
-                                 f"{RESUME_SWEEP}")
-                report(study, space, sweep_dir, stops)
-        print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
-        if ended and set(ended) == {"FAIL"}:
-            raise errors.TrainingError(f"every trial of this sweep failed ({len(ended)}); why is in the table "
-                                       f"above and in {os.path.join(sweep_dir, 'trial-*.log')}; once that is "
-                                       f"mended, {RESUME_SWEEP}")
-    return errors.run_entry_point(sweep)
+    return entry_point.run(argv, __doc__, add_arguments, script.SETTINGS, sweep)
 
 
 if __name__ == "__main__":
-    errors.exit_process(main())
+    entry_point.exit_process(main())

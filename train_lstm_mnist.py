@@ -6,6 +6,7 @@ of 28 pixels: the classic TensorFlow 1 tutorial, runnable on current TensorFlow.
     python train_lstm_mnist.py --resume=runs/RUN        # continue a run from its latest checkpoint
     python predict.py runs/RUN [digit.png]              # score a saved model, or classify an image
     python serve.py runs/RUN                            # a page to draw digits and watch the LSTM read
+    python train_lstm_mnist.py --num_layers=2           # two LSTM layers, stacked (TF1's MultiRNNCell)
     python train_lstm_mnist.py --local_cluster=1,2      # 1 ps + 2 workers on 127.0.0.1 (lstm_mnist/distributed.py)
 
 The graph, hyperparameters and log lines are the tutorial's, in the tutorial's
@@ -17,20 +18,26 @@ its lines come on lines of their own.
 """
 import random
 
+import config
 import data
 from lstm_mnist import (
     clipping,
-    distributed,
-    errors,
+    context,
+    entry_point,
     fast_lstm,
     launch,
-    phases,
+    placement,
     runs,
+    saved_run,
     settings,
     tasks,
+    tf_setup,
 )
 from lstm_mnist.model import Model, basic_layers
+from lstm_mnist.placement import ALONE
 from lstm_mnist.tf_setup import session_config, tf, tf1
+
+SETTINGS = settings.Settings.of(config)  # the settings every entry point offers: config.py's
 
 # ------------------------------------------------------------------- the data
 
@@ -52,11 +59,12 @@ def print_shapes(mnist):
 
 # ------------------------------------------------------------------ the graph
 
-def build_graph(cfg, cluster=None):
-    """The tutorial's graph, in a fresh tf.Graph; returns its tensors by the tutorial's names.
-    With `cluster` (distributed.py), the variables go to the parameter servers."""
+def build_graph(cfg, place=ALONE):
+    """The tutorial's graph, in a fresh tf.Graph, as one object (lstm_mnist/model.py) that holds its
+    tensors by the tutorial's names. In a cluster (`place`: placement.py), the variables go to the
+    parameter servers."""
     graph = tf.Graph()
-    with graph.as_default(), tf1.device(cluster.device if cluster else None):
+    with graph.as_default(), place.device():
         # Beyond the tutorial: repeatable initial weights. tf-keras draws the seed of
         # BasicLSTMCell's kernel initializer from Python's `random`.
         tf1.set_random_seed(cfg.seed)
@@ -89,10 +97,10 @@ def build_graph(cfg, cluster=None):
         # The cost function and optimizer
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
         global_step = tf1.train.get_or_create_global_step()  # Beyond the tutorial: the step, for checkpoints
-        # (replicated: Adam itself, except for synchronous replicas in a cluster; clipping.minimize: the
+        # (place.optimizer: Adam itself, but for synchronous replicas in a cluster; clipping.minimize: the
         # tutorial's minimize unless clip_norm is set; global_step: beyond the tutorial)
-        optimizer = clipping.minimize(distributed.replicated(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate),
-                                                             cluster), cost, global_step, cfg.clip_norm)
+        optimizer = clipping.minimize(place.optimizer(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)),
+                                      cost, global_step, cfg.clip_norm)
         # The accuracy and evaluation methods used in the learning process
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
@@ -100,17 +108,17 @@ def build_graph(cfg, cluster=None):
         # Beyond the tutorial: the model as one object (lstm_mnist/model.py), which adds what the
         # package reads of it: predictions, the answer after every step, the gates, the checkpoints' Saver
         return Model(graph=graph, x=x, y=y, sequence=sequence, weights=weights, biases=biases, layers=layers,
-                           pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy,
-                           global_step=global_step, order=tasks.pixel_order(cfg), keep_checkpoints=cfg.keep_checkpoints,
-                           data_position=cluster is None)
+                     pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy,
+                     global_step=global_step, order=tasks.pixel_order(cfg), keep_checkpoints=cfg.keep_checkpoints,
+                     data_position=place.data_position)
 
 
-def session(cfg, model, cluster=None, resume=None):
+def session(cfg, model, place=ALONE, resume=None):
     """The tutorial's `tf.Session()`, its variables initialized. Beyond the tutorial: thread
-    settings from config.py; in a cluster, the cluster's session, in which the chief
+    settings from config.py; in a cluster (`place`), the cluster's session, in which the chief
     initializes the variables or restores `resume`'s checkpoint."""
-    if cluster:
-        return cluster.session(model, resume)
+    if place is not ALONE:
+        return place.session(model, resume)
     sess = tf1.Session(graph=model.graph, config=session_config(cfg))
     sess.run(model.init)
     return sess
@@ -118,32 +126,32 @@ def session(cfg, model, cluster=None, resume=None):
 
 # ----------------------------------------------------------- the session loop
 
-def train(cfg, mnist=None, resume=None, role=None, trial=None, stops=None):
-    """Train and test as the tutorial does; returns the run's numbers (runs.Run.finish).
+@context.within
+def train(cfg, mnist=None, resume=None, place=ALONE, trial=None):
+    """Train and test as the tutorial does; returns the run's numbers (runs.Results).
 
     `mnist` saves loading the data again (tests); `resume` is a run folder or
-    checkpoint to continue from; `role` makes this process a worker of a TF1
-    cluster (lstm_mnist/distributed.py), which runs this same loop on its shard;
-    `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py); `stops` is what a
-    signal does (the entry point's errors.StopRequests; without it, no signal stops the run).
+    checkpoint to continue from; `place` makes this process a worker of a TF1
+    cluster (lstm_mnist/placement.py), which runs this same loop on its shard;
+    `trial` makes the run a trial of a sweep (sweep.py, lstm_mnist/tuning.py).
+    Beyond the tutorial, signals, the time of each phase and the lines' tags are
+    the command's context (lstm_mnist/context.py).
     """
-    stops = stops or errors.StopRequests()  # Beyond the tutorial: handed to the run and its parts
-    stops.now("before training started: nothing was saved")
-    clock = phases.PhaseClock()  # Beyond the tutorial: the time of each phase, on a line at the end
-    cluster = distributed.Cluster(role, cfg, stops) if role else None
+    context.now("before training started: nothing was saved")
+    tf_setup.tensorflow()  # Beyond the tutorial: TensorFlow's import (seconds), the end of the start-up
+    clock = context.current().clock  # the time of each phase, on a line at the end
+    clock.start_up_ends()
     mnist = load_mnist(cfg, mnist)
     print_shapes(mnist)
-    if cluster:
-        mnist = cluster.own_part(mnist)  # this worker's shard of the training set
+    mnist = place.own_part(mnist)  # Beyond the tutorial: in a cluster, this worker's shard of the training set
     clock.mark("data")
-    model = build_graph(cfg, cluster)
+    model = build_graph(cfg, place)
     clock.mark("graph")
     x, y, optimizer, cost, accuracy = model.x, model.y, model.optimizer, model.cost, model.accuracy
 
     # Beyond the tutorial: what the loop reaches through `run` (validation, checkpoints, stops, the run
     # folder, ...: a list of parts, lstm_mnist/runs.py)
-    with runs.new_run(cfg, model, mnist, resume, clock, stops, cluster, trial) as run, \
-            session(cfg, model, cluster, resume) as sess:
+    with runs.new_run(cfg, model, mnist, resume, place, trial) as run, session(cfg, model, place, resume) as sess:
         step = run.start(sess) + 1  # Beyond the tutorial: a resumed run continues after its checkpoint
         # Keep training until reach max iterations (beyond the tutorial: in a cluster, until the global step does)
         while run.going(step * cfg.batch_size < cfg.training_iters):
@@ -182,22 +190,23 @@ def add_arguments(parser):
     parser.add_argument("--resume", metavar="RUN_DIR|CKPT",
                         help="continue that run from its latest checkpoint (or that checkpoint) up to "
                              "training_iters, with its saved settings")
-    distributed.add_arguments(parser)
+    placement.add_arguments(parser)
+
+
+def train_from_command_line(overrides, arguments):
+    cfg, checkpoint = (SETTINGS.make(overrides), None) if arguments.resume is None else \
+        saved_run.open_saved_run(arguments.resume, overrides, SETTINGS)
+    if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
+        return launch.run_local_cluster(arguments.local_cluster, arguments.argv, __file__, cfg.cluster_timeout)
+    place = placement.of(arguments, cfg)
+    if not place.trains:  # a parameter server holds the variables of a cluster's workers
+        return place.serve()
+    train(cfg, resume=checkpoint, place=place)
 
 
 def main(argv=None):
-    def train_from_command_line(stops):
-        overrides, arguments = settings.parse_command_line(argv, __doc__.split("\n\n")[0], add_arguments)
-        cfg, checkpoint = (settings.make(overrides), None) if arguments.resume is None else \
-            settings.open_saved_run(arguments.resume, overrides)
-        if arguments.local_cluster:  # Beyond one machine: start a cluster of this script on 127.0.0.1
-            return launch.run_local_cluster(arguments.local_cluster, argv, __file__, cfg.cluster_timeout)
-        role = distributed.role_of(arguments)
-        if role and role.job == "ps":
-            return distributed.run_ps(role, cfg.cluster_timeout, stops)
-        train(cfg, resume=checkpoint, role=role, stops=stops)
-    return errors.run_entry_point(train_from_command_line)
+    return entry_point.run(argv, __doc__, add_arguments, SETTINGS, train_from_command_line)
 
 
 if __name__ == "__main__":
-    errors.exit_process(main())
+    entry_point.exit_process(main())

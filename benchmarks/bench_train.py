@@ -70,7 +70,6 @@ def tf1_session(variant, threads=(None, None), n_steps=STEPS):
     take config.py's, or the --*_threads given.
     """
     import train_lstm_mnist as script
-    from lstm_mnist import settings
 
     overrides = {"cell": "fast" if variant.startswith("fast") else "basic", "precision": precision_of(variant),
                  "n_steps": n_steps, "n_input": pixels_per_step(n_steps)}
@@ -79,7 +78,7 @@ def tf1_session(variant, threads=(None, None), n_steps=STEPS):
     else:
         overrides.update({name: value for name, value in zip(("intra_op_threads", "inter_op_threads"), threads,
                                                              strict=True) if value is not None})
-    cfg = settings.make(overrides)
+    cfg = script.SETTINGS.make(overrides)
     model = script.build_graph(cfg)
     return script.session(cfg, model), model, cfg
 
@@ -196,12 +195,12 @@ def why_skipped(variant):
     """Why this machine cannot run `variant`, or None."""
     import importlib.util
 
-    from lstm_mnist import settings
+    from lstm_mnist import hardware
 
     module = "torch" if variant.startswith("pytorch") else "keras" if variant == "keras3" else None
     if module and importlib.util.find_spec(module) is None:
         return "not installed (pip install -r benchmarks/requirements.txt)"
-    if precision_of(variant) == "bf16" and settings.cpu_lacks_bf16():
+    if precision_of(variant) == "bf16" and hardware.cpu_lacks_bf16():
         return "this CPU has neither AVX512-BF16 nor AMX (/proc/cpuinfo)"
     return None
 

@@ -193,33 +193,33 @@ def remove_half_written(run_dir):
 
 class Checkpoints(Part):
     """A run's checkpoints: one every checkpoint_every steps, at the last step and on a stop
-    request; on one process, the resumed one is restored at the start (with the data position).
-    `write(sess, step)` saves one and returns its path (a cluster's chief saves its own way)."""
+    request; the resumed one is restored at the start (with the data position). A cluster's
+    chief saves its own way (distributed.ChiefCheckpoints)."""
 
     aside = "checkpoints"
 
-    def __init__(self, model, folder, train_data, write=None):
+    def __init__(self, model, folder, train_data):
         self.model, self.folder, self.train_data = model, folder, train_data  # folder: a run_folder.RunFolder
-        self.write = write or (lambda sess, step: save(sess, model, folder.run_dir, step, train_data))
         self.saved_step = None  # the step of the last checkpoint this run wrote
 
-    def restore(self, run, sess):
+    def restore(self, run, session):
         """The resumed run's checkpoint into the session; the steps it had done (0 for a new run)."""
         if not self.folder.checkpoint:
             return 0
-        done = restore(sess, self.model, self.folder.checkpoint, self.train_data)
+        done = restore(session, self.model, self.folder.checkpoint, self.train_data)
         forget_nothing(self.model, self.folder.run_dir)
         print(f"Resuming {self.folder.run_dir} after {run.iter_name(done)}")
         return done
 
-    def after_step(self, run, sess, step):
+    def after_run(self, run, session, step):
         if step.checkpoint_due:
-            step.checkpoint = self.save(sess, step.number)
+            step.checkpoint = self.save(session, step.number)
 
-    def end_training(self, run, sess):
+    def end(self, run, session):
         if self.saved_step != run.steps:  # a resumed run with no step left; a chief whose last step is not the run's
-            self.save(sess, run.steps)
+            self.save(session, run.steps)
 
-    def save(self, sess, step):
+    def save(self, session, step):
+        """A checkpoint of the loop's `step`; its path."""
         self.saved_step = step
-        return self.write(sess, step)
+        return save(session, self.model, self.folder.run_dir, step, self.train_data)

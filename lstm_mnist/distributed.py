@@ -16,82 +16,30 @@ one update per step from all workers' gradients).
     python train_lstm_mnist.py --job_name=worker --task_index=0 --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222
     python train_lstm_mnist.py --local_cluster=1,2    # 1 ps + 2 workers on 127.0.0.1 (launch.py)
 
+No process outlives the cluster: each one started by the launcher ends when the launcher
+does, and a worker ends within cluster_timeout once a parameter server is gone (Watchdog).
+Every worker checks that its settings are the chief's before it trains.
 TF's gRPC servers listen without authentication: run them on a trusted network only.
 """
-import collections
 import contextlib
 import json
 import os
-import re
 import shlex
 import socket
 import sys
+import threading
 import time
 
-import data
-from lstm_mnist import checkpoints, errors
+from lstm_mnist import checkpoints, context, runs
 from lstm_mnist.errors import ConfigError, Interrupted, TrainingError
+from lstm_mnist.launch import LAUNCHER
 from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import session_config, tf, tf1
 
-Role = collections.namedtuple("Role", ["cluster", "job", "index"])  # cluster: {"ps": [...], "worker": [...]}
 WAIT_LINE_EVERY_S = 5  # a waiting worker says so this often
-
-
-# ------------------------------------------------------------ the cluster
-
-def add_arguments(parser):
-    group = parser.add_argument_group("beyond one machine (TF1 parameter servers and workers; see distributed.py)")
-    group.add_argument("--job_name", choices=["ps", "worker"], help="this process's job")
-    group.add_argument("--task_index", type=int, default=0, help="this process's index in its job (0: the chief)")
-    group.add_argument("--ps_hosts", metavar="HOST:PORT,...", help="the parameter servers")
-    group.add_argument("--worker_hosts", metavar="HOST:PORT,...", help="the workers")
-    group.add_argument("--local_cluster", metavar="PS,WORKERS",
-                       help="start PS parameter servers and WORKERS workers on 127.0.0.1 and wait for them")
-
-
-def role_of(arguments):
-    """This process's Role from the command line or TF_CONFIG, or None for a single process."""
-    if arguments.job_name:
-        if not (arguments.ps_hosts and arguments.worker_hosts):
-            raise ConfigError("--job_name needs --ps_hosts and --worker_hosts (comma-separated HOST:PORT lists)")
-        cluster = {"ps": host_list("--ps_hosts", arguments.ps_hosts),
-                   "worker": host_list("--worker_hosts", arguments.worker_hosts)}
-        return checked_role(cluster, arguments.job_name, arguments.task_index, "--task_index")
-    if os.environ.get("TF_CONFIG"):
-        return role_from_tf_config(os.environ["TF_CONFIG"])
-    return None
-
-
-def host_list(flag, text):
-    hosts = text.split(",")
-    for host in hosts:
-        if not re.fullmatch(r"[\w.\-]+:\d{1,5}", host) or not 0 < int(host.rsplit(":", 1)[1]) < 65536:
-            raise ConfigError(f"{flag}={text}: {host!r} is not HOST:PORT")
-    return hosts
-
-
-def role_from_tf_config(text):
-    try:
-        config = json.loads(text)
-        cluster, task = config["cluster"], config["task"]
-        job, index = task["type"], int(task.get("index", 0))
-    except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"TF_CONFIG is not a cluster description ({e}); expected "
-                          f'{{"cluster": {{"ps": [...], "worker": [...]}}, '
-                          f'"task": {{"type": ..., "index": ...}}}}') from e
-    if set(cluster) != {"ps", "worker"}:
-        raise ConfigError(f"TF_CONFIG's cluster has jobs {sorted(cluster)}; this script runs ps and worker jobs")
-    cluster = {name: host_list(f"TF_CONFIG {name}", ",".join(hosts)) for name, hosts in cluster.items()}
-    return checked_role(cluster, job, index, "TF_CONFIG task index")
-
-
-def checked_role(cluster, job, index, name):
-    if job not in ("ps", "worker"):
-        raise ConfigError(f"job {job!r}: this script runs ps and worker jobs")
-    if not 0 <= index < len(cluster[job]):
-        raise ConfigError(f"{name} = {index} is not allowed: the {job} job has tasks 0 to {len(cluster[job]) - 1}")
-    return Role(cluster, job, index)
+# What every process of a cluster must share: the variables' shapes, the math and the schedule.
+AGREED = ("n_input", "n_steps", "n_hidden", "n_classes", "num_layers", "task", "permutation_seed", "cell",
+          "forget_bias", "learning_rate", "clip_norm", "batch_size", "training_iters", "sync_replicas")
 
 
 def start_server(role):
@@ -110,18 +58,15 @@ def done_queue(ps_index, workers):
         return tf1.FIFOQueue(workers, tf.int32, shared_name=f"done_queue{ps_index}")
 
 
-def tell_the_ps_done(server, role, cfg):
-    """Put this worker's index in every ps's done queue. Best effort, bounded by cluster_timeout:
-    a ps that is gone has nothing left to wait for."""
-    cluster = role.cluster
-    with tf.Graph().as_default():
-        enqueues = [done_queue(i, len(cluster["worker"])).enqueue(role.index) for i in range(len(cluster["ps"]))]
-        with tf1.Session(server.target, config=worker_session_config(role, cfg)) as sess:
-            try:
-                sess.run(enqueues, options=deadline(cfg.cluster_timeout))
-            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError):
-                print(f"worker {role.index}: could not tell the parameter servers that it is done; they stop by "
-                      f"themselves after {cfg.cluster_timeout} s without workers", file=sys.stderr)
+def settings_variable():
+    """The chief's agreed settings (AGREED, as JSON), on ps 0 where every worker reads them. Made in a
+    graph of its own, outside the model's and its checkpoints."""
+    with tf1.device("/job:ps/task:0"):
+        return tf1.Variable("", trainable=False, name="cluster_settings", collections=[])
+
+
+def agreed(cfg):
+    return json.dumps({name: getattr(cfg, name) for name in AGREED}, sort_keys=True)
 
 
 def deadline(seconds):
@@ -134,47 +79,117 @@ def worker_session_config(role, cfg):
     return session_config(cfg, device_filters=["/job:ps", f"/job:worker/task:{role.index}"])
 
 
+def name_of(role):
+    return f"{role.job} {role.index}"
+
+
+# --------------------------------------------------------------- watching
+
+class Watchdog:
+    """A thread that ends this process when the cluster around it is gone: when the launcher that
+    started it has ended (however: a second Ctrl-C, SIGHUP, SIGKILL), and, for a worker, when a
+    parameter server has refused connections for cluster_timeout. The main thread may then sit in a
+    call that no signal ends (Session.close after a lost ps): it is given `grace_s` to stop by
+    itself (SIGTERM: a checkpoint is saved after the current step), then the process exits."""
+
+    POLL_S = 0.5
+
+    def __init__(self, role, cluster_timeout, watch_ps):
+        self.role, self.timeout = role, cluster_timeout
+        launcher = os.environ.get(LAUNCHER)
+        self.launcher = int(launcher) if launcher and launcher.isdigit() and int(launcher) == os.getppid() else None
+        self.ps = role.cluster["ps"] if watch_ps else []
+        self.thread = threading.Thread(target=self.watch, name="cluster-watchdog", daemon=True)
+        if self.launcher or self.ps:
+            self.thread.start()
+
+    def watch(self):
+        seen, refused_since = set(), {}  # a ps that has not answered yet is wait_for_ps's to wait for
+        while True:
+            time.sleep(self.POLL_S)
+            if self.launcher and os.getppid() != self.launcher:
+                return self.end(f"{name_of(self.role)}: its launcher (pid {self.launcher}) has ended: stopping", 143)
+            now = time.monotonic()
+            for index, host in enumerate(self.ps):
+                if connection_refused(host) is None:
+                    seen.add(index)
+                    refused_since.pop(index, None)
+                elif index in seen and now - refused_since.setdefault(index, now) > self.timeout:
+                    return self.end(f"{name_of(self.role)}: the parameter server ps {index} at {host} has refused "
+                                    f"connections for {self.timeout} s (cluster_timeout): it has stopped; the chief's "
+                                    f"checkpoints are in its run folder", 1)
+
+    def end(self, line, code):
+        print(line, file=sys.stderr, flush=True)
+        os.kill(os.getpid(), 15)  # SIGTERM: the process stops at its next safe point
+        time.sleep(self.timeout)
+        os._exit(code)
+
+
+def connection_refused(host):
+    """None if HOST:PORT accepts a connection, else why not."""
+    name, port = host.rsplit(":", 1)
+    try:
+        socket.create_connection((name, int(port)), timeout=2).close()
+        return None
+    except OSError as e:
+        return e.strerror or str(e)
+
+
 # --------------------------------------------------------------------- ps
 
-def run_ps(role, timeout, stops):
-    """Hold the variables until every worker says it is done, or until no worker that is not
-    done has accepted a connection for `timeout` seconds (they died without saying so), or a
-    signal (`stops`, the entry point's errors.StopRequests) ends it."""
-    write_whole_lines(role)
-    server = start_server(role)
-    workers = role.cluster["worker"]
-    print(f"ps {role.index}: holding the variables at {role.cluster['ps'][role.index]} "
-          f"until the {len(workers)} workers are done")
-    stops.defer()  # honoured between the waits below
-    with tf.Graph().as_default():
-        dequeue = done_queue(role.index, len(workers)).dequeue()
-        # Short waits, so that a signal is seen between them (Python cannot act while TF blocks).
-        poll = deadline(0.5)
-        with tf1.Session(server.target) as sess:
-            done, last_seen = set(), dict.fromkeys(range(len(workers)), time.monotonic())
-            while len(done) < len(workers):
-                if stops.requested:
-                    raise Interrupted(stops.requested, f"as ps {role.index}: the workers lose their variables; "
-                                                       f"the chief's checkpoints are in its run folder")
-                try:
-                    done.add(int(sess.run(dequeue, options=poll)))
-                except tf.errors.DeadlineExceededError:
-                    pass
-                now, left = time.monotonic(), [index for index in range(len(workers)) if index not in done]
-                last_seen.update({index: now for index in left if connection_refused(workers[index]) is None})
-                if left and all(now - last_seen[index] > timeout for index in left):
-                    raise TrainingError(f"ps {role.index}: no answer from worker {', '.join(map(str, left))} "
-                                        f"({', '.join(workers[i] for i in left)}) for {timeout} s (cluster_timeout), "
-                                        f"and it has not said it is done: it has stopped; the chief's checkpoints "
-                                        f"are in its run folder")
-    print(f"ps {role.index}: all workers are done")
+class ParameterServer:
+    """A ps task: it holds the variables and trains nothing (`trains` is False): the entry point
+    calls `serve` instead of training."""
+
+    trains = False
+
+    def __init__(self, role, cfg):
+        self.role, self.timeout = role, cfg.cluster_timeout
+        context.tag_lines("")
+        self.server = start_server(role)
+        self.watchdog = Watchdog(role, cfg.cluster_timeout, watch_ps=False)
+
+    def serve(self):
+        """Hold the variables until every worker says it is done, or until no worker that is not
+        done has accepted a connection for cluster_timeout seconds (they died without saying so),
+        or a signal ends it."""
+        role, workers = self.role, self.role.cluster["worker"]
+        print(f"ps {role.index}: holding the variables at {role.cluster['ps'][role.index]} "
+              f"until the {len(workers)} workers are done")
+        context.defer()  # honoured between the waits below
+        with tf.Graph().as_default() as graph:
+            dequeue = done_queue(role.index, len(workers)).dequeue()
+            # Short waits, so that a signal is seen between them (Python cannot act while TF blocks).
+            poll = deadline(0.5)
+            # This ps alone: a session that ran anything on a worker that has ended waits on it, past any deadline.
+            mine = tf1.ConfigProto(device_filters=[f"/job:ps/task:{role.index}"])
+            with tf1.Session(self.server.target, graph=graph, config=mine) as sess:
+                done, last_seen = set(), dict.fromkeys(range(len(workers)), time.monotonic())
+                while len(done) < len(workers):
+                    if context.requested():
+                        raise Interrupted(context.requested(), f"as ps {role.index}: the workers lose their "
+                                                               f"variables; the chief's checkpoints are in its run "
+                                                               f"folder")
+                    try:
+                        done.add(int(sess.run(dequeue, options=poll)))
+                    except tf.errors.DeadlineExceededError:
+                        pass
+                    now, left = time.monotonic(), [index for index in range(len(workers)) if index not in done]
+                    last_seen.update({index: now for index in left if connection_refused(workers[index]) is None})
+                    if left and all(now - last_seen[index] > self.timeout for index in left):
+                        raise TrainingError(f"ps {role.index}: no answer from worker {', '.join(map(str, left))} "
+                                            f"({', '.join(workers[i] for i in left)}) for {self.timeout} s "
+                                            f"(cluster_timeout), and it has not said it is done: it has stopped; "
+                                            f"the chief's checkpoints are in its run folder")
+        print(f"ps {role.index}: all workers are done")
 
 
 # ----------------------------------------------------------------- workers
 
-class Cluster:
-    """This process as a worker of a TF1 cluster: its server, where its graph's variables go
-    (build_graph's `cluster`), its part of the data, its session and its part of the run.
+class Worker:
+    """This process as a worker of a TF1 cluster (placement.py): its server, where its graph's
+    variables go, its part of the data, its session and its part of the run.
 
     Every worker runs the script's own loop (train_lstm_mnist.train) on its shard
     of the training data and counts its own steps, from the global step at which
@@ -182,25 +197,39 @@ class Cluster:
     or when the chief sets the cluster's stop flag (on a signal).
     """
 
-    def __init__(self, role, cfg, stops):
+    trains = True
+    data_position = False  # each worker reads its own shard: no one position belongs in the shared checkpoint
+
+    def __init__(self, role, cfg):
         # SyncReplicasOptimizer's token queue runner is cancelled when the session closes: the normal end.
-        errors.quiet_thread_ends("QueueRunner", tf.errors.CancelledError)
+        context.quiet_thread_ends("QueueRunner", lambda: (tf.errors.CancelledError,))
+        context.tag_lines(f"[worker {role.index}] " if role.index else "")
         self.role, self.cfg = role, cfg
-        self.stops = stops  # the entry point's errors.StopRequests: a signal stops the waits for the others
         self.is_chief = role.index == 0
         self.workers = len(role.cluster["worker"])
-        self.sync = cfg.sync_replicas
         self.server = start_server(role)
-        self.device = tf1.train.replica_device_setter(worker_device=f"/job:worker/task:{role.index}",
-                                                      cluster=tf1.train.ClusterSpec(role.cluster))
-        self.sync_optimizer = None  # made by replicated(), for the session's hook
+        self.watchdog = Watchdog(role, cfg.cluster_timeout, watch_ps=True)
+        self.sync_optimizer = None  # made by optimizer(), for the session's hook
         self.hook = None  # the session's ClusterHook, made with it by session()
-        write_whole_lines(role)
 
-    def replicated(self, optimizer):
+    @property
+    def keeps_run_folder(self):
+        return self.is_chief
+
+    @property
+    def record(self):
+        """What config.json says of the cluster."""
+        return self.role.cluster
+
+    def device(self):
+        """Where the graph built in this block places its ops: variables on the ps tasks."""
+        return tf1.device(tf1.train.replica_device_setter(worker_device=f"/job:worker/task:{self.role.index}",
+                                                          cluster=tf1.train.ClusterSpec(self.role.cluster)))
+
+    def optimizer(self, optimizer):
         """`optimizer` wrapped in SyncReplicasOptimizer for synchronous updates (one update per
         step, from every worker's gradient), as it is for asynchronous ones."""
-        if self.sync:
+        if self.cfg.sync_replicas:
             self.sync_optimizer = tf1.train.SyncReplicasOptimizer(optimizer, replicas_to_aggregate=self.workers,
                                                                   total_num_replicas=self.workers)
         return self.sync_optimizer or optimizer
@@ -208,28 +237,48 @@ class Cluster:
     def own_part(self, mnist):
         """`mnist` with this worker's shard as its training set: examples i, i + W, ... of worker i
         of W, shuffled with seed + i, so that together the workers read each example once an epoch."""
-        shard = data.shard(mnist.train, self.role.index, self.workers, seed=self.cfg.seed + self.role.index)
+        shard = mnist.train.shard(self.role.index, self.workers, seed=self.cfg.seed + self.role.index)
         return mnist._replace(train=shard)
+
+    def checkpoints(self, model, folder, train_data):
+        return ChiefCheckpoints(self, model, folder, train_data)
+
+    def parts(self):
+        """A non-chief worker's run: it trains and prints its own lines until the global step ends
+        the run; the chief keeps the run folder."""
+        index = self.role.index
+        return [WorkerDuties(self),
+                runs.StopOnSignal("stopping after this step",
+                                  lambda run, step: f"as worker {index} after its step {step.number}: the others go "
+                                                    f"on; the chief's checkpoints are in its run folder",
+                                  "after training: the checkpoints are in the chief's run folder")]
+
+    def resume_command(self, run_dir):
+        return f"the same commands with --resume={shlex.quote(run_dir)} for the chief"
 
     @contextlib.contextmanager
     def session(self, model, resume=None):
         """A MonitoredSession on the cluster: the chief initializes the variables or restores the
-        checkpoint `resume` names (that very checkpoint); the others wait until it has. Every run
-        in it has a deadline of cluster_timeout, and a run that fails for want of another process
-        ends in one line that says which."""
+        checkpoint `resume` names (that very checkpoint); the others wait until it has, and check
+        that their settings are the chief's. Every run in it has a deadline of cluster_timeout,
+        and a run that fails for want of another process ends in one line that says which."""
         cfg, role = self.cfg, self.role
-        with model.graph.as_default(), tf1.device(self.device):
+        with model.graph.as_default(), self.device():
             # Shared on the ps, yet a local variable: no checkpoint holds it, and the model is ready without it.
             stop_flag = tf1.Variable(False, trainable=False, name="cluster_stop",
                                      collections=[tf1.GraphKeys.LOCAL_VARIABLES])
             self.hook = ClusterHook(model.global_step, stop_flag, model.optimizer, cfg.cluster_timeout)
-            hooks = [self.hook] + ([self.sync_optimizer.make_session_run_hook(self.is_chief)] if self.sync else [])
+            hooks = [self.hook] + ([self.sync_optimizer.make_session_run_hook(self.is_chief)]
+                                   if cfg.sync_replicas else [])
         checkpoint = checkpoints.find_checkpoint(resume)[0] if resume and self.is_chief else None
         if checkpoint:
             checkpoints.check_shapes(model, checkpoint)
-        wait_for_ps(role, cfg.cluster_timeout, self.stops)
-        if not self.is_chief:
-            wait_for_the_chief(self.server, model, role, cfg, self.stops)
+        wait_for_ps(role, cfg.cluster_timeout)
+        if self.is_chief:
+            self.publish_settings()
+        else:
+            self.check_settings()
+            wait_for_the_chief(self.server, model, role, cfg)
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
         with model.graph.as_default(), tf1.train.MonitoredSession(
@@ -245,8 +294,49 @@ class Cluster:
                 raise ClusterStalled(f"worker {role.index}: the cluster's queues were closed during a step: "
                                      f"the chief has ended or stopped before this worker") from None
 
+    def plain_session(self, graph=None):
+        """A session on the cluster outside the MonitoredSession, on `graph` (the default one if None)."""
+        return tf1.Session(self.server.target, graph=graph, config=worker_session_config(self.role, self.cfg))
+
+    def publish_settings(self):
+        """The chief's agreed settings, on ps 0 for the other workers to check theirs against."""
+        with tf.Graph().as_default():
+            publish = settings_variable().assign(agreed(self.cfg))
+            with self.plain_session() as sess:
+                sess.run(publish, options=deadline(self.cfg.cluster_timeout))
+
+    def check_settings(self):
+        """Wait (up to cluster_timeout) for the chief's agreed settings, and refuse in one line where this
+        worker's differ: half the gradients would come from another model or another pixel order."""
+        with tf.Graph().as_default():
+            variable = settings_variable()
+            published = tf1.is_variable_initialized(variable)
+            with self.plain_session() as sess:
+                wait_until(lambda: None if sess.run(published) else "not yet", self.cfg.cluster_timeout,
+                           lambda why: f"worker {self.role.index}: waiting for the chief's settings",
+                           lambda why: f"worker {self.role.index}: the chief has not said its settings after "
+                                       f"{self.cfg.cluster_timeout} s; is worker 0 running?")
+                chief = json.loads(sess.run(variable).decode())
+        mine = json.loads(agreed(self.cfg))
+        differ = [f"{name} = {mine[name]} here, {chief[name]} in the chief's" for name in AGREED
+                  if mine[name] != chief[name]]
+        if differ:
+            raise ConfigError(f"worker {self.role.index}: its settings differ from the chief's: {'; '.join(differ)}; "
+                              f"start every process of a cluster with the same settings")
+
     def tell_the_ps_done(self):
-        tell_the_ps_done(self.server, self.role, self.cfg)
+        """Put this worker's index in every ps's done queue. Best effort, bounded by cluster_timeout:
+        a ps that is gone has nothing left to wait for."""
+        cluster, timeout = self.role.cluster, self.cfg.cluster_timeout
+        with tf.Graph().as_default():
+            enqueues = [done_queue(i, len(cluster["worker"])).enqueue(self.role.index)
+                        for i in range(len(cluster["ps"]))]
+            with self.plain_session() as sess:
+                try:
+                    sess.run(enqueues, options=deadline(timeout))
+                except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError):
+                    print(f"worker {self.role.index}: could not tell the parameter servers that it is done; they "
+                          f"stop by themselves after {timeout} s without workers", file=sys.stderr)
 
 
 def stalled_line(role, cfg):
@@ -300,18 +390,13 @@ class ClusterHook(tf1.train.SessionRunHook):
         self.global_step, self.stopped = run_values.results
 
 
-def replicated(optimizer, cluster):
-    """The optimizer as the cluster needs it (Cluster.replicated), or as it is on one machine."""
-    return cluster.replicated(optimizer) if cluster else optimizer
-
-
-def wait_until(not_ready, timeout, waiting_line, give_up, stops):
+def wait_until(not_ready, timeout, waiting_line, give_up):
     """Poll `not_ready()` (None once ready, else why not) every 0.2 s, printing `waiting_line`
-    every few seconds; after `timeout` seconds, TrainingError(give_up(why)); a signal (`stops`)
-    stops it between polls."""
+    every few seconds; after `timeout` seconds, TrainingError(give_up(why)); a signal stops it
+    between polls."""
     started = last_said = time.monotonic()
     while (why := not_ready()) is not None:
-        stops.check()
+        context.check()
         now = time.monotonic()
         if now - started > timeout:
             raise TrainingError(give_up(why))
@@ -321,26 +406,16 @@ def wait_until(not_ready, timeout, waiting_line, give_up, stops):
         time.sleep(0.2)
 
 
-def wait_for_ps(role, timeout, stops):
+def wait_for_ps(role, timeout):
     """Wait until every ps accepts connections; give up after `timeout` seconds."""
     for host in role.cluster["ps"]:
         wait_until(lambda host=host: connection_refused(host), timeout,
                    lambda why, host=host: f"worker {role.index}: waiting for the parameter server at {host}",
                    lambda why, host=host: f"worker {role.index}: no parameter server at {host} after {timeout} s "
-                                          f"({why}); start it, or raise cluster_timeout", stops)
+                                          f"({why}); start it, or raise cluster_timeout")
 
 
-def connection_refused(host):
-    """None if HOST:PORT accepts a connection, else why not."""
-    name, port = host.rsplit(":", 1)
-    try:
-        socket.create_connection((name, int(port)), timeout=2).close()
-        return None
-    except OSError as e:
-        return e.strerror or str(e)
-
-
-def wait_for_the_chief(server, model, role, cfg, stops):
+def wait_for_the_chief(server, model, role, cfg):
     """A non-chief worker waits here, polling often, until the chief has initialized (or
     restored) the variables: MonitoredTrainingSession alone would poll every 30 s."""
     with model.graph.as_default():
@@ -351,60 +426,24 @@ def wait_for_the_chief(server, model, role, cfg, stops):
                    lambda names: f"worker {role.index}: waiting for the chief to initialize the variables "
                                  f"({len(names)} not yet, {names[0]} among them)",
                    lambda names: f"worker {role.index}: the chief has not initialized the variables after "
-                                 f"{timeout} s; is worker 0 running?", stops)
+                                 f"{timeout} s; is worker 0 running?")
 
 
-def write_whole_lines(role):
-    """This process's output in whole lines, so that the lines of a cluster's processes, in one
-    terminal or pipe (--local_cluster), never interleave mid-line; a non-chief worker's stdout
-    lines begin with its tag ("[worker 1] Iter 1000, ..."), to say whose they are."""
-    tag = f"[worker {role.index}] " if role.job == "worker" and role.index else ""
-    sys.stdout, sys.stderr = WholeLines(sys.stdout, tag), WholeLines(sys.stderr)
+# ------------------------------------------------------- the workers' parts
 
+class ChiefCheckpoints(checkpoints.Checkpoints):
+    """The chief's checkpoints: the session restored the checkpoint; checkpoints, named by the
+    global step, are saved through a plain session of the cluster (a Saver cannot save through a
+    MonitoredSession); a signal also stops the other workers; the run ends when the global step
+    does; the ps is told when it is over, and a stalled cluster ends in one line with the last
+    checkpoint and how to resume."""
 
-class WholeLines:
-    """A stream that writes whole lines only, each begun with `tag`. print() writes a line's pieces
-    and its newline apart, and written so, the lines of processes that share a pipe interleaved
-    mid-line ("Testing Accuracy:[worker 1] Testing Accuracy: 0.60" in 2 of 40 runs)."""
+    def __init__(self, cluster, model, folder, train_data):
+        super().__init__(model, folder, train_data)
+        self.cluster = cluster
+        self.saving = cluster.plain_session(model.graph)
 
-    def __init__(self, stream, tag=""):
-        self.stream, self.tag = stream, tag
-        self.partial, self.line_begun = "", False  # the line so far, and whether its tag went out (flush)
-
-    def write(self, text):
-        *lines, self.partial = (self.partial + text).split("\n")
-        if lines:
-            tagged = [("" if k == 0 and self.line_begun else self.tag) + line for k, line in enumerate(lines)]
-            self.stream.write("".join(line + "\n" for line in tagged))
-            self.line_begun = False
-        return len(text)
-
-    def flush(self):
-        if self.partial:  # asked for: the line so far goes out now, and its rest later, untagged
-            self.stream.write(("" if self.line_begun else self.tag) + self.partial)
-            self.partial, self.line_begun = "", True
-        self.stream.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-# ------------------------------------------------------- the worker's part
-
-class ChiefDuties(Part):
-    """The chief's part of the run: the session restored the checkpoint; checkpoints, named by the
-    global step, are saved through a plain session of the cluster (`save`, for the run's
-    Checkpoints: a Saver cannot save through a MonitoredSession); a signal also stops the other
-    workers; the run ends when the global step does; the ps is told when it is over, and a
-    stalled cluster ends in one line with the last checkpoint and how to resume."""
-
-    def __init__(self, cluster, model, folder):
-        self.cluster, self.model, self.folder = cluster, model, folder  # folder: a run_folder.RunFolder
-        self.saving = tf1.Session(cluster.server.target, graph=model.graph,
-                                  config=worker_session_config(cluster.role, cluster.cfg))
-        self.resume_command = f"the same commands with --resume={shlex.quote(folder.run_dir)} for the chief"
-
-    def restore(self, run, sess):
+    def restore(self, run, session):
         if self.folder.checkpoint:
             print(f"Resuming {self.folder.run_dir} from {self.folder.checkpoint} "
                   f"(global step {self.cluster.hook.global_step})")
@@ -413,12 +452,14 @@ class ChiefDuties(Part):
     def going(self, run, more_steps):
         return cluster_going(self.cluster, run.last_step)
 
-    def after_step(self, run, sess, step):
+    def after_run(self, run, session, step):
+        super().after_run(run, session, step)
         if step.stopping:
             self.saving.run(self.cluster.hook.raise_flag)
 
-    def save(self, sess, step):
+    def save(self, session, step):
         """A checkpoint named by the global step (`step` is the chief's own count)."""
+        self.saved_step = step
         return checkpoints.save(self.saving, self.model, self.folder.run_dir, self.cluster.hook.global_step)
 
     def close(self, run, error):
@@ -429,7 +470,8 @@ class ChiefDuties(Part):
                 self.cluster.tell_the_ps_done()
         if isinstance(error, ClusterStalled):
             last = checkpoints.latest_checkpoint(self.folder.run_dir) or "none was saved yet"
-            raise TrainingError(f"{error}; last checkpoint: {last}; resume with {self.resume_command}") from None
+            resume = self.cluster.resume_command(self.folder.run_dir)
+            raise TrainingError(f"{error}; last checkpoint: {last}; resume with {resume}") from None
 
 
 class WorkerDuties(Part):
@@ -439,7 +481,7 @@ class WorkerDuties(Part):
     def __init__(self, cluster):
         self.cluster = cluster
 
-    def restore(self, run, sess):
+    def restore(self, run, session):
         return self.cluster.hook.global_step
 
     def going(self, run, more_steps):
@@ -448,14 +490,6 @@ class WorkerDuties(Part):
     def close(self, run, error):
         if run.started:  # the ps is there to tell
             self.cluster.tell_the_ps_done()
-
-
-def worker_stop_lines(cluster):
-    """What a signal does on a non-chief worker (errors.StopOnSignal's three texts)."""
-    return ("stopping after this step",
-            lambda run, step: f"as worker {cluster.role.index} after its step {step.number}: the others go on; "
-                              f"the chief's checkpoints are in its run folder",
-            "after training: the checkpoints are in the chief's run folder")
 
 
 def cluster_going(cluster, last_step):

@@ -24,10 +24,11 @@ class DivergenceStop(Part):
     def __init__(self, cfg, run_dir):
         self.cfg, self.run_dir = cfg, run_dir
 
-    def after_step(self, run, sess, step):
-        if step.checkpoint_due and step.loss is None:
-            step.acc, step.loss = sess.run([run.model.accuracy, run.model.cost], feed_dict=step.feed)
-        why = None if step.loss is None else divergence(step.loss, self.cfg.max_loss)
+    def after_run(self, run, session, step):
+        loss = step.loss
+        if step.checkpoint_due and loss is None:
+            loss = session.run(run.model.cost, feed_dict=step.feed)
+        why = None if loss is None else divergence(loss, self.cfg.max_loss)
         if why:
             last = checkpoints.latest_checkpoint(self.run_dir) or "none was saved yet"
             raise TrainingError(f"{why} at {run.iter_name(step.number)}: training diverged; "

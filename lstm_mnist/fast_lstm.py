@@ -64,7 +64,7 @@ def gate_scaling(n_hidden, forget_bias):
     return scale, shift
 
 
-DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}  # config.py's precision: what the matmuls compute in
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # config.py's precision: what the matmuls compute in
 
 
 def matmul(a, b, dtype):
@@ -210,7 +210,7 @@ def outputs(x, kernel, bias, forget_bias, precision="fp32", every_step_trained=F
     them); and on to x where `input_trained` (x is the outputs of the layer below)."""
     n_steps, n_input = x.shape[1], x.shape[2]
     scale, shift = gate_scaling(kernel.shape[1] // 4, forget_bias)
-    dtype = DTYPES[precision]
+    dtype = tf.as_dtype(DTYPES[precision])
     every_h = []  # each chain's h at every step, kept from inside its forward pass
     forward = unrolled if chunk_length(n_steps) == n_steps else looped
 

@@ -57,9 +57,9 @@ class GatesLine(Part):
     def __init__(self, test, n_steps):
         self.images = statistics_images(test.images, n_steps)
 
-    def finish(self, run, sess, results):
-        statistics = sess.run([layer.statistics for layer in run.model.gates], run.model.feed(self.images))
+    def on_test_end(self, run, session, results):
+        statistics = session.run([layer.statistics for layer in run.model.gates], run.model.feed(self.images))
         for k, layer_statistics in enumerate(statistics, start=1):
             print(gates_line(layer_statistics, len(self.images), k, len(statistics)))
-        results["gate_statistics"] = statistics
+        results.gate_statistics = statistics
         run.clock.mark("gates")

@@ -1,4 +1,9 @@
-"""A cluster of the script on one machine, for trying distributed.py out: `--local_cluster=PS,WORKERS`."""
+"""A cluster of the script on one machine, for trying distributed.py out: `--local_cluster=PS,WORKERS`.
+
+The processes it starts never outlive it: they are told its pid (LAUNCHER) and end when it has
+ended (distributed.Watchdog), however it ends: a second Ctrl-C, its terminal closed, kill -9.
+"""
+import os
 import re
 import signal
 import socket
@@ -11,6 +16,8 @@ from lstm_mnist.errors import ConfigError
 AFTER_A_SIGNAL_S = 5  # after Ctrl-C or SIGTERM, the chief has this long to stop the cluster itself
 GRACE_S = 3  # between SIGTERM and SIGKILL for a process that has to be stopped
 MARGIN_S = 15  # beyond cluster_timeout, for the others to follow a process that ended
+LAUNCHER = "LSTM_MNIST_LAUNCHER_PID"  # the launcher's pid, in the environment of the processes it starts
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a Ctrl-C, a kill, the terminal closed
 
 
 def run_local_cluster(spec, argv, script_path, cluster_timeout):
@@ -23,7 +30,9 @@ def run_local_cluster(spec, argv, script_path, cluster_timeout):
     print(f"Local cluster: ps {', '.join(hosts['ps'])}; workers {', '.join(hosts['worker'])} "
           f"(worker 0 is the chief)")
     # A process group of their own: a Ctrl-C in the terminal reaches the launcher alone, which passes it on.
-    processes = {name: subprocess.Popen(command, process_group=0) for name, command in commands.items()}
+    environment = {**os.environ, LAUNCHER: str(os.getpid())}
+    processes = {name: subprocess.Popen(command, process_group=0, env=environment)
+                 for name, command in commands.items()}
     return exit_code(LocalCluster(processes, cluster_timeout + MARGIN_S).wait())
 
 
@@ -42,7 +51,7 @@ def cluster_commands(n_ps, n_workers, argv, script_path):
     hosts = {"ps": [f"127.0.0.1:{port}" for port in ports[:n_ps]],
              "worker": [f"127.0.0.1:{port}" for port in ports[n_ps:]]}
     flags = [f"--ps_hosts={','.join(hosts['ps'])}", f"--worker_hosts={','.join(hosts['worker'])}"]
-    rest = [arg for arg in (argv if argv is not None else sys.argv[1:]) if not arg.startswith("--local_cluster")]
+    rest = [arg for arg in argv if not arg.startswith("--local_cluster")]
     commands = {f"{job} {index}": [sys.executable, script_path, *rest, f"--job_name={job}", f"--task_index={index}",
                                    *flags]
                 for job in ("ps", "worker") for index in range(len(hosts[job]))}
@@ -54,9 +63,10 @@ class LocalCluster:
 
     Once one process has ended, the others have `follow_s` to end by themselves (their own
     waits are bounded by cluster_timeout); one that ended on bad input (exit 2) leaves them
-    nothing to wait for. Ctrl-C or SIGTERM goes to the chief, which stops the cluster after
-    its step; the others have AFTER_A_SIGNAL_S. Then the launcher says which are still running
-    and stops them: SIGTERM, and SIGKILL GRACE_S later. A second signal kills them at once.
+    nothing to wait for. Ctrl-C, SIGTERM or SIGHUP goes to the chief (as SIGTERM for a SIGHUP),
+    which stops the cluster after its step; the others have AFTER_A_SIGNAL_S. Then the launcher
+    says which are still running and stops them: SIGTERM, and SIGKILL GRACE_S later. A second
+    signal kills them at once, before the launcher ends.
     """
 
     def __init__(self, processes, follow_s):
@@ -65,7 +75,10 @@ class LocalCluster:
 
     def wait(self):
         """{name: exit code} once every process has ended."""
-        previous = {sig: signal.signal(sig, self.signalled) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self.signalled) for sig in SIGNALS}
+        # The entry point quits at a second signal (signals.SecondSignalWatcher, through the wakeup fd): here
+        # the second one kills the processes first, so the fd goes quiet while the launcher waits.
+        wakeup = signal.set_wakeup_fd(-1)
         try:
             while self.running():
                 self.check_ended()
@@ -75,6 +88,7 @@ class LocalCluster:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            signal.set_wakeup_fd(wakeup)
             for process in self.running().values():
                 process.kill()
         return {name: process.returncode for name, process in self.processes.items()}
@@ -86,6 +100,10 @@ class LocalCluster:
         ended = {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
         if ended and self.deadline is None:
             self.deadline = time.monotonic() + (0 if 2 in ended.values() else self.follow_s)
+            failed = {name: code for name, code in ended.items() if code}
+            if failed and not self.signals:
+                said = ", ".join(f"{name} ended {how_it_ended(code)}" for name, code in failed.items())
+                print(f"Local cluster: {said}; the others follow within cluster_timeout", file=sys.stderr, flush=True)
 
     def signalled(self, signum, frame):
         self.signals = (self.signals or 0) + 1
@@ -93,7 +111,8 @@ class LocalCluster:
             for process in self.running().values():
                 process.kill()
             return
-        self.processes["worker 0"].send_signal(signum)  # the chief saves a checkpoint and stops the others
+        # the chief saves a checkpoint and stops the others
+        self.processes["worker 0"].send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
         self.deadline = min(self.deadline or float("inf"), time.monotonic() + AFTER_A_SIGNAL_S)
 
     def stop_the_rest(self):
@@ -107,6 +126,11 @@ class LocalCluster:
             time.sleep(0.1)
         for process in self.running().values():
             process.kill()
+
+
+def how_it_ended(code):
+    """A process's exit code in words: a signal's name (Popen gives -N), or the code."""
+    return f"by {signal.Signals(-code).name}" if code < 0 else f"with exit code {code}"
 
 
 def free_ports(count):

@@ -5,7 +5,8 @@ import io
 import os
 import sys
 
-from lstm_mnist.errors import TrainingError, cannot_write, quiet_thread_ends
+from lstm_mnist import context
+from lstm_mnist.errors import cannot_write
 from lstm_mnist.files import write_atomically
 from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import tf, tf1
@@ -58,7 +59,7 @@ class RunLog:
         # A failure here was reported by write(), which flushes both at every row: closing adds nothing to say.
         with contextlib.suppress(OSError):
             self.file.close()
-        with contextlib.suppress(*EVENTS_ERRORS):
+        with contextlib.suppress(*events_errors()):
             self.events.close()
 
 
@@ -68,15 +69,16 @@ class MetricsLog(Part):
     def __init__(self, run_dir, batch_size):
         self.run_dir, self.batch_size, self.log = run_dir, batch_size, None
 
-    def start(self, run, sess):
+    def after_create_session(self, run, session):
+        context.quiet_thread_ends("EventLoggerThread", events_errors)  # write() reports them
         self.log = RunLog(self.run_dir, run.model.graph, run.done, self.batch_size)
 
-    def after_step(self, run, sess, step):
+    def after_run(self, run, session, step):
         if step.displayed or step.validation_accuracy is not None:
             self.log.write(step.number, step.loss if step.displayed else None, step.acc if step.displayed else None,
                            step.validation_accuracy)
 
-    def end_training(self, run, sess):
+    def end(self, run, session):
         self.close(run, None)
 
     def close(self, run, error):
@@ -85,10 +87,10 @@ class MetricsLog(Part):
             self.log = None
 
 
-# TensorFlow's events writer reports a failed write (a full disk) from its writer thread as a
-# RuntimeError naming the file; the file system's own errors come as OSError or OpError.
-EVENTS_ERRORS = (OSError, RuntimeError, tf.errors.OpError)
-quiet_thread_ends("EventLoggerThread", *EVENTS_ERRORS)  # the flush in write() raises it again, reported
+def events_errors():
+    """What TensorFlow's events writer raises when it cannot write (a full disk): from its writer thread,
+    a RuntimeError naming the file; the file system's own errors come as OSError or OpError."""
+    return OSError, RuntimeError, tf.errors.OpError
 
 
 @contextlib.contextmanager
@@ -96,10 +98,8 @@ def events_written(writer):
     """Turn a failure to write the TensorBoard events into the run's own 'cannot write' error."""
     try:
         yield
-    except EVENTS_ERRORS as e:
-        path = writer.get_logdir()
-        raise TrainingError(f"cannot write the TensorBoard events in {path}: {str(e).splitlines()[0]}; free some "
-                            f"space (or make it writable), then resume from the last checkpoint") from e
+    except events_errors() as e:
+        raise cannot_write(f"the TensorBoard events in {writer.get_logdir()}", str(e).splitlines()[0]) from e
 
 
 def metrics_writer(file):

@@ -17,6 +17,8 @@ What reads the weights or the state asks this module: the gates, the reading, th
 the page (serve.py). The variables keep BasicLSTMCell's names, so checkpoints move between the
 two cells and run folders of older versions still load.
 """
+from __future__ import annotations  # the fields' types name TensorFlow's, imported on first use (tf_setup.py)
+
 import dataclasses
 import functools
 
@@ -185,7 +187,7 @@ class Model:
     cluster, whose workers each read their own shard)."""
 
     def __init__(self, *, graph, x, y, sequence, weights, biases, layers, pred, cost, optimizer, correct_pred,
-                 accuracy, global_step, order=None, keep_checkpoints=3, data_position=True):
+                 accuracy, global_step=None, order=None, keep_checkpoints=3, data_position=True):
         self.graph: tf.Graph = graph
         # The tutorial's
         self.x: tf.Tensor = x  # placeholder (batch, n_steps, n_input): each image, one row per time step

@@ -1,9 +1,33 @@
-"""What tutorial.ipynb adds to the tutorial's cells: a session that running a cell again replaces, and
-a stop button that ends training after a whole step, leaving the model usable by the cells below."""
+"""What tutorial.ipynb adds to the tutorial's cells: its settings checked as the script's, a session
+that running a cell again replaces, and a stop button that ends training after a whole step, leaving
+the model usable by the cells below."""
 import contextlib
 
-from lstm_mnist import divergence, errors
+from lstm_mnist import divergence, signals
+from lstm_mnist.errors import ConfigError
 from lstm_mnist.tf_setup import session_config, tf1
+
+# The settings the notebook's cells use; any other is the script's alone (a run folder, checkpoints, the fast
+# cell, a cluster). The cells set the names in OWN themselves: n_input, n_steps and n_classes follow from the
+# task, test_len is the tutorial's 128.
+USED = ("learning_rate", "training_iters", "batch_size", "display_step", "n_hidden", "forget_bias", "seed", "task",
+        "permutation_seed", "clip_norm", "num_layers", "max_loss", "data_dir", "validation_size", "intra_op_threads",
+        "inter_op_threads")
+OWN = ("n_input", "n_steps", "n_classes", "test_len")
+
+
+def settings_of(names, settings):
+    """The run's settings (settings.Settings' checks) from the notebook's `names` (its globals): every
+    setting the parameters cell gives, a setting the notebook does not use refused in one line, so
+    that no value given there is ignored without a word."""
+    given = {name: value for name, value in names.items() if name in settings.defaults and name not in OWN
+             and isinstance(value, (bool, int, float, str))}  # not the module `plots`, say
+    unused = sorted(set(given) - set(USED))
+    if unused:
+        raise ConfigError(f"the notebook does not use {', '.join(unused)}: it trains without a run folder, checkpoints "
+                          f"or the fast cell; remove {'them' if len(unused) > 1 else 'it'} from the parameters cell, "
+                          f"or run python train_lstm_mnist.py --{unused[0]}=...")
+    return settings.make(given)
 
 _open_sessions = []  # the session the training cell opened last time it ran
 
@@ -21,11 +45,11 @@ def fresh_session(graph, cfg):
 @contextlib.contextmanager
 def stop_after_the_step(cfg):
     """The kernel's stop button (SIGINT) is noted, not raised: raised in the middle of a
-    `sess.run`, it can be swallowed or crash TensorFlow's Python code (see errors.StopRequests).
+    `sess.run`, it can be swallowed or crash TensorFlow's Python code (see signals.py).
     The loop reads `.requested` after each step and ends there; a second press interrupts at once
     (and the kernel, with the notebook's state, stays). A loss that says training diverged ends
     it too, as in the script."""
-    with errors.signals_handled(in_a_kernel=True) as stops:
+    with signals.handled(in_a_kernel=True) as stops:
         stops.defer()
         yield TrainingStop(stops, cfg)
 

@@ -24,11 +24,18 @@ def seconds_since_process_start():
 
 
 class PhaseClock:
-    """Ends one phase and starts the next with `mark(name_of_the_phase_that_ended)`."""
+    """Ends one phase and starts the next with `mark(name_of_the_phase_that_ended)`; the first
+    phase, start-up, ends when it is made, or again at `start_up_ends`."""
 
     def __init__(self):
+        self.seconds = {}
+        self.start_up_ends()
+
+    def start_up_ends(self):
+        """The start-up (from the process's start, where the system says when that was) ends now."""
         start_up = seconds_since_process_start()
-        self.seconds = {} if start_up is None else {"start-up": start_up}
+        if start_up is not None:
+            self.seconds["start-up"] = start_up
         self.last = time.perf_counter()
 
     def mark(self, phase):
@@ -43,13 +50,13 @@ class PhaseClock:
 
 class StepTimes:
     """The training loop's own times: its first step (the graph's warm-up) and the time spent
-    on `aside` work (validation, checkpoints), so that the steady-state speed, the figure to
-    compare with other frameworks', can leave them out and report each."""
+    on work set `aside` (the parts' asides: validation, checkpoints), so that the steady-state
+    speed, the figure to compare with other frameworks', can leave them out and report each."""
 
-    def __init__(self):
+    def __init__(self, asides=()):
         self.started = time.perf_counter()
         self.first_step = None
-        self.aside = {"validation": 0.0, "checkpoints": 0.0}
+        self.aside = dict.fromkeys(asides, 0.0)
 
     @contextlib.contextmanager
     def spent_on(self, what):
@@ -70,9 +77,9 @@ class StepTimes:
                  f"{trained * batch_size / max(train_seconds, 1e-9):.0f} examples/s (with validation and checkpoints)"]
         if trained > 1:
             steady = train_seconds - self.first_step - sum(self.aside.values())
+            asides = "".join(f", {name} {seconds:.2f} s" for name, seconds in self.aside.items())
             lines.append(f"Steady state: {(trained - 1) * batch_size / max(steady, 1e-9):.0f} examples/s over steps "
-                         f"{first + 1}-{last} (left out: the first step {self.first_step:.2f} s, validation "
-                         f"{self.aside['validation']:.2f} s, checkpoints {self.aside['checkpoints']:.2f} s)")
+                         f"{first + 1}-{last} (left out: the first step {self.first_step:.2f} s{asides})")
         return lines
 
 
@@ -82,6 +89,6 @@ class TrainingSpeed(Part):
     def __init__(self, batch_size):
         self.batch_size = batch_size
 
-    def finish(self, run, sess, results):
+    def on_test_end(self, run, session, results):
         for line in run.times.lines(run.train_seconds, run.done + 1, run.steps, self.batch_size):
             print(line)

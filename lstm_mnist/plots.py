@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from lstm_mnist import gates, metrics, reading
+from lstm_mnist import context, gates, metrics, reading
 from lstm_mnist.files import replaced_atomically
 from lstm_mnist.part import Part
 
@@ -20,29 +20,29 @@ GATE_DIGITS = 3  # of reading.png's digits, the first shown in gates.png
 
 
 def write_run_plots(run_dir, metrics_rows, test, predicted, step_probabilities_of, gates_of, gate_statistics,
-                    order, stops):
+                    order):
     """curves.png, predictions.png, confusion.png, reading.png and gates.png of a finished run.
 
     `test` is the test DataSet (one-hot labels), `predicted` the model's classes for it,
     `step_probabilities_of(images)` the model's class probabilities after every row,
     `gates_of(images)` its gates after every row, layer by layer (gates.gates_of), `gate_statistics`
     each layer's gate statistics over the test images of the gates line (gates.GatesLine) and
-    `order` the pixel order the model reads (model.Model's order). A signal (`stops`) stops it between figures.
+    `order` the pixel order the model reads (model.Model's order). A signal stops it between figures.
     """
     true = np.argmax(test.labels, axis=1)
-    save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"), stops)
+    save_figure(curves_figure(metrics_rows), os.path.join(run_dir, "curves.png"))
     shown = digits_to_show(predicted, true)
     save_figure(predictions_figure(test.images[shown], predicted[shown], true[shown]),
-                os.path.join(run_dir, "predictions.png"), stops)
-    save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"), stops)
+                os.path.join(run_dir, "predictions.png"))
+    save_figure(confusion_figure(predicted, true), os.path.join(run_dir, "confusion.png"))
     shown = digits_to_show(predicted, true, READING_DIGITS)
     save_figure(reading_figure(test.images[shown], step_probabilities_of(test.images[shown]), true[shown], order),
-                os.path.join(run_dir, "reading.png"), stops)
+                os.path.join(run_dir, "reading.png"))
     shown = shown[:GATE_DIGITS]
     every_layer = gates_of(test.images[shown])
     for layer, (digit_gates, statistics) in enumerate(zip(every_layer, gate_statistics, strict=True), start=1):
         save_figure(gates_figure(test.images[shown], digit_gates, statistics, true[shown], layer, len(every_layer)),
-                    os.path.join(run_dir, gates_file(layer)), stops)
+                    os.path.join(run_dir, gates_file(layer)))
 
 
 def gates_file(layer):
@@ -62,8 +62,8 @@ def digits_to_show(predicted, true, count=PREDICTION_GRID):
     return np.concatenate([np.flatnonzero(predicted == true)[:count - len(wrong)], wrong])
 
 
-def save_figure(fig, path, stops):
-    stops.check()
+def save_figure(fig, path):
+    context.check()
     with replaced_atomically(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
 
@@ -247,18 +247,18 @@ class Plots(Part):
     def __init__(self, test, run_dir):
         self.test, self.run_dir = test, run_dir
 
-    def start(self, run, sess):
+    def after_create_session(self, run, session):
         # matplotlib's import (a second) goes on beside the training, not after it
         threading.Thread(target=importlib.import_module, args=("matplotlib.figure",), daemon=True).start()
 
-    def finish(self, run, sess, results):
+    def on_test_end(self, run, session, results):
         model = run.model
         try:
             write_run_plots(self.run_dir, metrics.read_metrics(os.path.join(self.run_dir, "metrics.csv")),
-                            self.test, results["predicted"],
-                            lambda images: sess.run(model.step_probabilities, model.feed(images)),
-                            lambda images: gates.gates_of(sess, model.gates, model.feed(images)),
-                            results["gate_statistics"], model.order, run.stops)
+                            self.test, results.predicted,
+                            lambda images: session.run(model.step_probabilities, model.feed(images)),
+                            lambda images: gates.gates_of(session, model.gates, model.feed(images)),
+                            results.gate_statistics, model.order)
         except OSError as e:
             print(f"warning: could not write the plots in {self.run_dir} ({e.strerror or e}); the model, "
                   f"metrics and events are saved", file=sys.stderr)

@@ -13,7 +13,7 @@ import shlex
 import shutil
 import time
 
-from lstm_mnist import checkpoints, settings
+from lstm_mnist import checkpoints, saved_run
 from lstm_mnist.errors import ConfigError
 from lstm_mnist.part import Part
 
@@ -72,10 +72,10 @@ class RunFolder(Part):
             self.checkpoint, self.run_dir = None, create_run_dir(cfg.out_dir, name)
         self.lock = lock(self.run_dir)
 
-    def start(self, run, sess):
+    def after_create_session(self, run, session):
         then = ("then resume again: the run folder is as it was" if self.checkpoint else
                 "then start the run again (nothing was trained; the new run folder is removed)")
-        settings.save_settings(self.run_dir, self.cfg, self.cluster_record, then)
+        saved_run.save_settings(self.run_dir, self.cfg, self.cluster_record, then)
 
     def close(self, run, error):
         if error and not self.checkpoint and not run.started:
@@ -98,10 +98,10 @@ class ClosingLines(Part):
     def __init__(self, run_dir):
         self.run_dir = run_dir
 
-    def finish(self, run, sess, results):
+    def on_test_end(self, run, session, results):
         print(run.clock.line())
         print(f"Run folder: {shown_path(self.run_dir)}")
-        results.update(phase_seconds=dict(run.clock.seconds), run_dir=self.run_dir)
+        results.phase_seconds, results.run_dir = dict(run.clock.seconds), self.run_dir
 
 
 def shown_path(path):

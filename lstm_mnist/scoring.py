@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from lstm_mnist import reading
+from lstm_mnist import context, reading
 from lstm_mnist.part import Part
 from lstm_mnist.tasks import SHORT_SEQUENCE
 
@@ -15,22 +15,22 @@ PROGRESS_EVERY_S = 10  # a set of longer sequences than SHORT_SEQUENCE says how 
 Score = collections.namedtuple("Score", ["loss", "accuracy", "predicted", "step_predicted"])
 
 
-def evaluate(sess, model, dataset, stops, every_row=False, doing="scoring"):
+def evaluate(sess, model, dataset, every_row=False, doing="scoring"):
     """Mean loss, accuracy and predicted classes over a whole DataSet, EVAL_BATCH images per
     run; with `every_row`, also the answer after every row read. On long sequences, a line
     every PROGRESS_EVERY_S seconds says what it is `doing` and how far along it is. A signal
-    (`stops`, errors.StopRequests) stops it between batches."""
+    stops it between batches."""
     fetches = [model.cost, model.predicted] + ([model.step_predicted] if every_row else [])
     total_loss, outputs = 0.0, []
     started = said = time.monotonic()
     for start in range(0, dataset.num_examples, EVAL_BATCH):
-        stops.check()
+        context.check()
         images = dataset.images[start:start + EVAL_BATCH]
         loss, *arrays = sess.run(fetches, model.feed(images, dataset.labels[start:start + EVAL_BATCH]))
         total_loss += loss * len(images)
         outputs.append(arrays)
         done, now = start + len(images), time.monotonic()
-        if model.x.shape[1] > SHORT_SEQUENCE and now - said >= PROGRESS_EVERY_S and done < dataset.num_examples:
+        if model.n_steps > SHORT_SEQUENCE and now - said >= PROGRESS_EVERY_S and done < dataset.num_examples:
             print(f"  {doing}: {done} of {dataset.num_examples} images, {now - started:.0f} s")
             said = now
     predicted, *step_predicted = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
@@ -38,10 +38,10 @@ def evaluate(sess, model, dataset, stops, every_row=False, doing="scoring"):
     return Score(total_loss / dataset.num_examples, accuracy, predicted, step_predicted[0] if every_row else None)
 
 
-def score_full_test_set(sess, model, mnist, stops):
+def score_full_test_set(sess, model, mnist):
     """Loss and accuracy on every test image, and the row by which the answer settles,
     each printed on a line of its own."""
-    score = evaluate(sess, model, mnist.test, stops, every_row=True, doing="scoring the test set")
+    score = evaluate(sess, model, mnist.test, every_row=True, doing="scoring the test set")
     print(f"Full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
           f"({mnist.test.num_examples} images)")
     reading.print_reading_line(score.step_predicted)
@@ -65,11 +65,11 @@ class Validation(Part):
         self.every, self.batch_size = cfg.eval_every, cfg.batch_size
         self.validation, self.at_the_last_step = validation, at_the_last_step
 
-    def after_step(self, run, sess, step):
+    def after_run(self, run, session, step):
         number = step.number
         due = self.every and (number % self.every == 0 or (self.at_the_last_step and number == run.last_step))
         if due and self.validation.num_examples:
-            accuracy = evaluate(sess, run.model, self.validation, run.stops, doing="validating").accuracy
+            accuracy = evaluate(session, run.model, self.validation, doing="validating").accuracy
             step.validation_accuracy = accuracy
             print(f"Validation Accuracy= {accuracy:.5f} ({self.validation.num_examples} images) "
                   f"at Iter {number * self.batch_size}")
@@ -82,9 +82,8 @@ class FullTestSet(Part):
     def __init__(self, mnist, run_dir, plots):
         self.mnist, self.run_dir, self.plots = mnist, run_dir, plots
 
-    def finish(self, run, sess, results):
-        full = score_full_test_set(sess, run.model, self.mnist, run.stops)
+    def on_test_end(self, run, session, results):
+        results.full_test = score_full_test_set(session, run.model, self.mnist)
         run.clock.mark("scoring")
-        results.update(full_test_accuracy=full.accuracy, full_test_loss=full.loss, predicted=full.predicted)
-        run.stops.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events "
-                      f"are saved in {self.run_dir}")
+        context.now(f"{'while writing plots' if self.plots else 'at the end'}: the model, metrics and events "
+                    f"are saved in {self.run_dir}")

@@ -1,7 +1,9 @@
 """TensorFlow, set up for TF1 graph style: `from lstm_mnist.tf_setup import tf, tf1`.
 
-Every module that needs TensorFlow imports it from here, so the set-up below
-always happens before TensorFlow is first imported, whatever the import order:
+`tf` and `tf1` (tf.compat.v1) import TensorFlow on their first use, not when this module is
+imported: a command refuses a mistyped flag, or says what is wrong with its input, before it
+pays TensorFlow's import (seconds). Every module that needs TensorFlow takes it from here, so
+the set-up below always happens before TensorFlow is first imported, whatever the order:
 - BasicLSTMCell lives in tf-keras since TF 2.16; TF_USE_LEGACY_KERAS=1 selects
   it and must be set before the import.
 - TF's C++ start-up chatter would bury the tutorial's log, so
@@ -12,15 +14,42 @@ always happens before TensorFlow is first imported, whatever the import order:
 - The tutorial silenced warnings; here only the cells' deprecation notices are.
 - Eager execution is off: placeholders, graphs and Sessions, as in TF1.
 """
+import functools
 import gc
 import os
 import signal
 import sys
 import threading
+import types
 import warnings
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@functools.cache
+def tensorflow():
+    """TensorFlow, imported (once) and set up for TF1's graph style."""
+    module = _import_stoppably()
+    module.compat.v1.logging.set_verbosity(module.compat.v1.logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")
+    module.compat.v1.disable_eager_execution()
+    return module
+
+
+class _OnFirstUse(types.ModuleType):
+    """A module that is imported when one of its attributes is first asked for."""
+
+    def __init__(self, name, load):
+        super().__init__(name)
+        self._load = load
+
+    def __getattr__(self, attribute):
+        return getattr(self._load(), attribute)
+
+
+tf = _OnFirstUse("tensorflow", tensorflow)
+tf1 = _OnFirstUse("tensorflow.compat.v1", lambda: tensorflow().compat.v1)
 
 
 def _import_quietly():
@@ -66,7 +95,8 @@ def _stop_import(signum, frame):
 
 def _import_stoppably():
     """The import takes seconds: a Ctrl-C or SIGTERM then is common and gets one line and 128 + the
-    signal as its exit code, no traceback (and not SIGTERM's silent death)."""
+    signal as its exit code, no traceback (and not SIGTERM's silent death). The handlers in place
+    before are put back after the import."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return _import_quietly()
     previous = {sig: signal.signal(sig, _stop_import) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -79,13 +109,6 @@ def _import_stoppably():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-tf = _import_stoppably()
-tf1 = tf.compat.v1
-tf1.logging.set_verbosity(tf1.logging.ERROR)
-warnings.filterwarnings("ignore", message=r".*BasicLSTMCell. is deprecated")
-tf1.disable_eager_execution()
 
 
 def session_config(cfg, device_filters=None):

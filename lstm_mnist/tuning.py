@@ -86,9 +86,10 @@ NOT_SEARCHABLE = {"out_dir", "data_dir", "intra_op_threads", "inter_op_threads",
                   "sync_replicas", "cluster_timeout", "test_len"}
 
 
-def load_space(path):
-    """{setting: Dimension} from a space file (plain Python, like config.py), checked: an unknown
-    setting, a setting a sweep may not vary, a bad range or a wrong type is a ConfigError."""
+def load_space(path, known):
+    """{setting: Dimension} from a space file (plain Python, like config.py), checked against the
+    settings `known` (settings.Settings): an unknown setting, a setting a sweep may not vary, a bad
+    range or a wrong type is a ConfigError."""
     try:
         with open(path, encoding="utf-8") as f:
             source = f.read()
@@ -99,7 +100,7 @@ def load_space(path):
     except Exception as e:
         raise errors.ConfigError(f"--space={path}: not a space file ({type(e).__name__}: {e}); write lines "
                                  f"like `learning_rate = log_uniform(1e-4, 1e-2)`") from e
-    defaults = settings.config_values()
+    defaults = known.defaults
     space = {name: value for name, value in namespace.items()
              if not name.startswith("_") and name not in SPACE_NAMES and not isinstance(value, types.ModuleType)}
     if not space:
@@ -120,13 +121,14 @@ def load_space(path):
     return space
 
 
-def check_space_values(space, fixed, path):
-    """Every value a space can draw passes the command line's rules, with the sweep's `fixed` settings:
-    each choice, and both ends of each range (the rules are bounds, so the values between pass too)."""
+def check_space_values(space, fixed, path, known):
+    """Every value a space can draw passes the command line's rules (`known`, settings.Settings), with the
+    sweep's `fixed` settings: each choice, and both ends of each range (the rules are bounds, so the values
+    between pass too)."""
     for name, dimension in space.items():
         for value in dimension.values:
             try:
-                settings.make({**fixed, name: value})
+                known.make({**fixed, name: value})
             except errors.ConfigError as e:
                 raise errors.ConfigError(f"--space={path}: {name} can be drawn as {value!r}, which a run refuses "
                                          f"({e})") from None
@@ -162,7 +164,7 @@ class TrialReport(Part):
         self.accuracy = None  # the last validation accuracy reported
         self.steps = 0  # the step it was reported at
 
-    def after_step(self, run, sess, step):
+    def after_run(self, run, session, step):
         """Report the step's validation accuracy, where it has one; before the last step, stop if the
         pruner says so (at the last, the trial is done: pruning it would save nothing)."""
         if step.validation_accuracy is None:

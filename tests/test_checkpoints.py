@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SCRIPT, assert_one_line_error, fresh_copy, run_main, tiny_checkpoint, tiny_config
+from helpers import SCRIPT, assert_one_line_error, fresh_copy, run_main, tiny_checkpoint, tiny_config
 
 import data
 import predict
@@ -20,37 +20,37 @@ from lstm_mnist.tf_setup import tf, tf1
 
 def test_checkpoints_are_kept_as_configured(tiny_run):
     cfg, metrics, _ = tiny_run
-    index_files = sorted(glob.glob(os.path.join(metrics["run_dir"], "model.ckpt-*.index")))
+    index_files = sorted(glob.glob(os.path.join(metrics.run_dir, "model.ckpt-*.index")))
     assert [int(re.search(r"-(\d+)\.index$", f).group(1)) for f in index_files] == [10, 20, 29]
 
 
 def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
     cfg, metrics, _ = tiny_run
-    checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
+    checkpoint, _ = checkpoints.find_checkpoint(metrics.run_dir)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        score = scoring.evaluate(sess, model, mnist.test, errors.StopRequests())
-    assert np.array_equal(score.predicted, metrics["predicted"])
-    assert score.accuracy == metrics["full_test_accuracy"]
+        score = scoring.evaluate(sess, model, mnist.test)
+    assert np.array_equal(score.predicted, metrics.predicted)
+    assert score.accuracy == metrics.full_test_accuracy
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys):
     first = script.train(tiny_config(tmp_path, training_iters=2000, eval_every=10), fresh_copy(loaded_mnist))
     capsys.readouterr()
     resumed = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist),
-                           resume=first["run_dir"])
+                           resume=first.run_dir)
     resumed_lines = capsys.readouterr().out.splitlines()
     straight = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist))
     straight_lines = capsys.readouterr().out.splitlines()
 
     def progress(lines):
         return [line for line in lines if line.startswith(("Iter ", "Validation", "Testing"))]
-    assert resumed_lines[4] == f"Resuming {first['run_dir']} after Iter 1900 (step 19)"
+    assert resumed_lines[4] == f"Resuming {first.run_dir} after Iter 1900 (step 19)"
     before_resume = [line for line in straight_lines if "Iter 1000" in line]  # the Iter and Validation lines
     assert len(before_resume) == 2
     assert progress(resumed_lines) == [line for line in progress(straight_lines) if line not in before_resume]
-    assert resumed["steps"] == straight["steps"] == 39
-    with open(os.path.join(first["run_dir"], "metrics.csv"), newline="") as f:
+    assert resumed.steps == straight.steps == 39
+    with open(os.path.join(first.run_dir, "metrics.csv"), newline="") as f:
         assert [row["step"] for row in csv.DictReader(f)] == ["10", "20", "30"]
 
 
@@ -113,7 +113,7 @@ def test_resume_of_a_checkpoint_from_the_older_data_py_is_one_line(mnist, tmp_pa
         del state["epoch_order"]
         return state
     monkeypatch.setattr(data.DataSet, "get_state", older)
-    run_dir = script.train(tiny_config(tmp_path, training_iters=1500), mnist)["run_dir"]
+    run_dir = script.train(tiny_config(tmp_path, training_iters=1500), mnist).run_dir
     monkeypatch.undo()
     capsys.readouterr()
     saved_config = open(os.path.join(run_dir, "config.json")).read()

@@ -1,12 +1,12 @@
 """config.py: the tutorial's hyperparameters, by its names."""
 import pytest
+from helpers import SETTINGS
 
 import train_lstm_mnist
-from lstm_mnist import settings
 
 
 def test_config_values_are_the_tutorials():
-    values = settings.config_values()
+    values = SETTINGS.defaults
     assert {name: values[name] for name in ("n_input", "n_steps", "n_hidden", "n_classes", "learning_rate",
                                             "training_iters", "batch_size", "display_step")} == {
         "n_input": 28, "n_steps": 28, "n_hidden": 128, "n_classes": 10, "learning_rate": 0.001,
@@ -19,7 +19,7 @@ def test_help_lists_every_setting_with_default_and_comment(capsys):
         train_lstm_mnist.main(["--help"])
     assert exit.value.code == 0
     out = capsys.readouterr().out
-    for name in settings.config_values():
+    for name in SETTINGS.defaults:
         assert f"--{name}" in out
     assert "Adam learning rate" in out and "(default: 0.001)" in out
     assert "--resume RUN_DIR|CKPT" in out

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, assert_one_line_error, run_main, write_dataset, write_idx
+from helpers import MNIST_DIR, assert_one_line_error, run_main, write_dataset, write_idx
 
 import data
 
@@ -341,7 +341,7 @@ def test_data_dir_below_a_file_names_the_file_not_the_mirrors(tmp_path):
 # ------------------------------------------------------------ through the script
 
 def test_the_script_trains_and_scores_on_another_dataset_in_the_mnist_format(tmp_path, capsys):
-    from conftest import run_main
+    from helpers import run_main
 
     folder = tmp_path / "fashion"
     folder.mkdir()

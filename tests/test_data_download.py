@@ -6,7 +6,7 @@ import shutil
 import threading
 
 import pytest
-from conftest import MNIST_DIR
+from helpers import MNIST_DIR
 
 import data
 

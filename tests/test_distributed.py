@@ -12,11 +12,11 @@ import types
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, run_main, tiny_checkpoint, tiny_config
+from helpers import ROOT, assert_one_line_error, run_main, tiny_checkpoint, tiny_config
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, distributed, launch
+from lstm_mnist import checkpoints, context, errors, launch, placement
 
 SCRIPT = os.path.join(ROOT, "train_lstm_mnist.py")
 LIMIT_S = 120  # wall-clock limit of one cluster run
@@ -137,13 +137,13 @@ def test_a_cluster_checkpoint_restores_in_one_process(async_run, mnist, tmp_path
     assert predict.main([run_dir]) == 0
     assert "Full test set:" in capsys.readouterr().out
     results = script.train(tiny_config(tmp_path, training_iters=10000), mnist, resume=run_dir)
-    assert results["steps"] == 99 and results["run_dir"] == run_dir
+    assert results.steps == 99 and results.run_dir == run_dir
 
 
 @pytest.mark.slow
 def test_a_single_process_checkpoint_resumes_in_a_cluster_from_the_checkpoint_named(tiny_run, tmp_path):
     run_dir = str(tmp_path / "run")
-    shutil.copytree(tiny_run[1]["run_dir"], run_dir)
+    shutil.copytree(tiny_run[1].run_dir, run_dir)
     older = tiny_checkpoint(tiny_run, run_dir, before=1)  # not the latest: that very one is restored
     step = int(older.rsplit("-", 1)[1])
     code, out, err = run_cluster("--local_cluster=1,1", f"--resume={older}", "--training_iters=4100")
@@ -174,7 +174,7 @@ def test_a_workers_lines_are_tagged_and_written_whole():
     processes' lines interleave mid-line."""
     writes = []
     stream = types.SimpleNamespace(write=writes.append, flush=lambda: None)
-    tagged = distributed.WholeLines(stream, "[worker 1] ")
+    tagged = context.WholeLines(stream, "[worker 1] ")
     print("Optimization Finished!", file=tagged)
     print("Testing Accuracy:", 0.5, file=tagged)
     tagged.write("two\nlines\nand a ")
@@ -189,10 +189,10 @@ def test_tf_config_gives_the_role(monkeypatch):
     cluster = {"ps": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
     none = types.SimpleNamespace(job_name=None)
-    assert distributed.role_of(none) == distributed.Role(cluster, "worker", 1)
+    assert placement.role_of(none) == placement.Role(cluster, "worker", 1)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], **cluster}, "task": {"type": "chief"}}))
-    with pytest.raises(distributed.ConfigError, match="this script runs ps and worker jobs"):
-        distributed.role_of(none)
+    with pytest.raises(errors.ConfigError, match="this script runs ps and worker jobs"):
+        placement.role_of(none)
 
 
 @pytest.mark.slow
@@ -284,7 +284,7 @@ def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp
                      r"it has not said it is done", err, re.M)
     step = int(last.rsplit("-", 1)[1])  # and the checkpoint named resumes (here in one process, two steps on)
     results = script.train(tiny_config(tmp_path, training_iters=(step + 3) * 100), mnist, resume=run_dir)
-    assert results["steps"] == step + 2 and results["run_dir"] == run_dir
+    assert results.steps == step + 2 and results.run_dir == run_dir
 
 
 def worker_host(out, index):

@@ -8,9 +8,7 @@ import re
 import shlex
 
 import pytest
-from conftest import ROOT
-
-from lstm_mnist import settings
+from helpers import ROOT, SETTINGS
 
 DOCS = ["README.md", "benchmarks/README.md", *sorted(os.path.relpath(p, ROOT) for p in glob.glob(f"{ROOT}/docs/*.md"))]
 COMMAND = re.compile(r"python3? (\S+\.py)((?: +(?!#)[^\s`|&;)]+)*)")
@@ -32,7 +30,7 @@ def flags_of(script):
         parser = argparse.ArgumentParser(add_help=False)
         importlib.import_module(module_name).add_arguments(parser)
         own = {flag for action in parser._actions for flag in action.option_strings}
-        return own | {f"--{name}" for name in settings.config_values()} | {"--help", "-h"}
+        return own | {f"--{name}" for name in SETTINGS.defaults} | {"--help", "-h"}
     with open(path, encoding="utf-8") as f:
         return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", f.read())) | {"--help", "-h"}
 

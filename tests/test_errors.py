@@ -7,9 +7,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SCRIPT, interrupt_after, logged_steps, start, wait_for_signal_state
+from helpers import ROOT, SCRIPT, interrupt_after, logged_steps, start, wait_for_signal_state
 
-from lstm_mnist import errors
+from lstm_mnist import errors, signals
 
 
 @pytest.mark.slow
@@ -39,9 +39,9 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
 
 
 def test_a_second_signal_during_steps_is_left_to_the_default_action(capsys):
-    stops = errors.StopRequests()
+    stops = signals.StopRequests()
     stops.defer("stopping after this step")
-    with errors.signals_handled():
+    with signals.handled():
         stops.handle(signal.SIGINT, None)
         assert stops.requested == signal.SIGINT
         assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
@@ -51,7 +51,7 @@ def test_a_second_signal_during_steps_is_left_to_the_default_action(capsys):
 def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
     """Raised from the handler, Interrupted landed inside TensorFlow's session code, which swallowed
     it (exit 0) or crashed (SIGSEGV) in a third of the tries: the handler must only note it."""
-    with errors.signals_handled() as stops:
+    with signals.handled() as stops:
         stops.now("while testing: nothing to lose")
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode, here
         for _ in range(3):
@@ -62,7 +62,7 @@ def test_a_signal_is_noted_where_it_lands_and_raised_at_the_next_check():
             stops.now("the next phase")  # every change of phase checks first
         with pytest.raises(errors.Interrupted):
             stops.check()
-    with errors.signals_handled() as stops:
+    with signals.handled() as stops:
         assert stops.pending is None and signal.getsignal(signal.SIGTERM) == stops.handle  # the next run starts clean
 
 

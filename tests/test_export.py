@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, fill, run_main
+from helpers import SETTINGS, assert_one_line_error, fill, run_main
 
 import export
 import predict
-from lstm_mnist import gates, settings
+from lstm_mnist import gates, saved_run
 
 # Run in a fresh process: TensorFlow alone, eager, none of this project's modules or settings.
 LOAD_ALONE = """
@@ -51,10 +51,10 @@ print(json.dumps(answers))
 def exported(tiny_run, stacked_run, tmp_path_factory):
     """The tiny run exported as it is (basic cell) and with the fast cell (and TFLite), and the stacked run."""
     folder = tmp_path_factory.mktemp("export")
-    run_dir = tiny_run[1]["run_dir"]
+    run_dir = tiny_run[1].run_dir
     assert export.main([run_dir, str(folder / "basic")]) == 0
     assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--tflite"]) == 0
-    assert export.main([stacked_run[1]["run_dir"], str(folder / "stacked")]) == 0
+    assert export.main([stacked_run[1].run_dir, str(folder / "stacked")]) == 0
     return folder
 
 
@@ -67,7 +67,7 @@ def tensorflow_alone():
 def answers_of_the_run(run, images, **overrides):
     """The training graph's probabilities, the answer after every row, and the gates of the first 5 images,
     by the gates signature's names."""
-    cfg, checkpoint = settings.open_saved_run(run[1]["run_dir"], overrides)
+    cfg, checkpoint = saved_run.open_saved_run(run[1].run_dir, overrides, SETTINGS)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
         every_layer = gates.gates_of(sess, model.gates, model.feed(images[:5]))
@@ -123,7 +123,7 @@ def test_saved_model_cli_lists_the_signatures(exported):
 
 def test_the_default_out_is_inside_the_run_folder(tiny_run, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
-    shutil.copytree(tiny_run[1]["run_dir"], run_dir)
+    shutil.copytree(tiny_run[1].run_dir, run_dir)
     code, out, err = run_main(capsys, run_dir, main=export.main)
     assert code == 0 and err == ""
     assert os.path.isfile(os.path.join(run_dir, export.EXPORT_NAME, "saved_model.pb"))
@@ -139,7 +139,7 @@ def test_a_folder_without_a_complete_checkpoint_is_one_line(tmp_path, capsys):
 def test_an_out_that_holds_anything_is_never_overwritten(tiny_run, tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("a user's file")
-    code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(tmp_path / "mine"), main=export.main)
+    code, _, err = run_main(capsys, tiny_run[1].run_dir, str(tmp_path / "mine"), main=export.main)
     assert code == 2
     assert_one_line_error(err, f"{tmp_path / 'mine'}: exists and is not an empty folder")
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]
@@ -148,7 +148,7 @@ def test_an_out_that_holds_anything_is_never_overwritten(tiny_run, tmp_path, cap
 def test_a_full_disk_leaves_no_half_written_export(tiny_run, small_disk, capsys):
     fill(small_disk, leave=64 * 1024)  # room for a start, not for the variables
     out = small_disk / "export"
-    code, _, err = run_main(capsys, tiny_run[1]["run_dir"], str(out), main=export.main)
+    code, _, err = run_main(capsys, tiny_run[1].run_dir, str(out), main=export.main)
     assert code == 1
     assert_one_line_error(err, f"cannot write the export {out}:", "nothing was left there")
     assert sorted(os.listdir(small_disk)) == ["filler"]

@@ -3,18 +3,18 @@ import re
 
 import numpy as np
 import pytest
-from conftest import fresh_copy, tiny_config
+from helpers import SETTINGS, fresh_copy, tiny_config
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, scoring, settings
+from lstm_mnist import checkpoints, hardware, scoring, settings
 from lstm_mnist.tf_setup import tf, tf1
 
 
 def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **sizes):
     """(pred, h at every step, gradients of the cost w.r.t. every trainable variable) for the given
     weights, with the settings' `sizes` (n_steps, n_input, n_hidden) overridden."""
-    cfg = settings.make({"cell": cell, "precision": precision, **sizes})
+    cfg = SETTINGS.make({"cell": cell, "precision": precision, **sizes})
     model = script.build_graph(cfg)
     with model.graph.as_default():
         variables = tf1.trainable_variables()
@@ -52,7 +52,7 @@ def test_fast_cell_matches_basic_cell_forward_and_backward(mnist, sizes):
 
 
 def test_bf16_matmuls_stay_close_to_fp32_and_keep_float32_weights(mnist, monkeypatch):
-    monkeypatch.setattr(settings, "cpu_lacks_bf16", lambda: False)  # emulated bfloat16 gives the same numbers
+    monkeypatch.setattr(hardware, "cpu_lacks_bf16", lambda: False)  # emulated bfloat16 gives the same numbers
     batch_x, batch_y = mnist.train.next_batch(100)
     weights, names, fp32 = outputs_and_gradients("fast", None, batch_x, batch_y)
     bf16_names, bf16 = outputs_and_gradients("fast", weights, batch_x, batch_y, precision="bf16")[1:]
@@ -69,13 +69,13 @@ def test_bf16_matmuls_stay_close_to_fp32_and_keep_float32_weights(mnist, monkeyp
 def test_checkpoint_of_one_cell_loads_in_the_other(loaded_mnist, tmp_path, capsys, saved_with, loaded_with):
     mnist = fresh_copy(loaded_mnist)
     metrics = script.train(tiny_config(tmp_path, training_iters=1500, cell=saved_with), mnist)
-    checkpoint, _ = checkpoints.find_checkpoint(metrics["run_dir"])
+    checkpoint, _ = checkpoints.find_checkpoint(metrics.run_dir)
     cfg = tiny_config(tmp_path, cell=loaded_with)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
-        score = scoring.evaluate(sess, model, mnist.test, errors.StopRequests())
-    assert np.mean(score.predicted == metrics["predicted"]) > 0.999  # float32 rounding may flip a near-tie
-    assert abs(score.accuracy - metrics["full_test_accuracy"]) < 1e-3
+        score = scoring.evaluate(sess, model, mnist.test)
+    assert np.mean(score.predicted == metrics.predicted) > 0.999  # float32 rounding may flip a near-tie
+    assert abs(score.accuracy - metrics.full_test_accuracy) < 1e-3
 
 
 def test_fast_training_run_logs_like_the_tutorial(mnist, tmp_path, capsys):
@@ -84,11 +84,11 @@ def test_fast_training_run_logs_like_the_tutorial(mnist, tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.findall(r"^Iter (\d+), Minibatch Loss= \d+\.\d{6}, Training Accuracy= [01]\.\d{5}$", out,
                       flags=re.M) == ["1000", "2000"]
-    assert metrics["steps"] == settings.last_step(cfg) and metrics["full_test_accuracy"] > 0.2
+    assert metrics.steps == settings.last_step(cfg) and metrics.full_test_accuracy > 0.2
 
 
 def test_fast_cell_takes_any_batch_size():
-    model = script.build_graph(settings.make({"cell": "fast"}))
+    model = script.build_graph(SETTINGS.make({"cell": "fast"}))
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
         for n in (1, 7, 100):

@@ -3,12 +3,12 @@ import re
 
 import numpy as np
 import pytest
-from conftest import tiny_checkpoint
+from helpers import SETTINGS, tiny_checkpoint
 from PIL import Image
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import gates, settings
+from lstm_mnist import gates
 from lstm_mnist.tf_setup import tf, tf1
 
 
@@ -33,7 +33,7 @@ def numpy_lstm(images, kernel, bias, forget_bias):
 
 
 def checkpoint_gates(tiny_run, cell, images):
-    cfg = settings.make({**tiny_run[0].__dict__, "cell": cell})
+    cfg = SETTINGS.make({**tiny_run[0].__dict__, "cell": cell})
     sess, model = predict.restored_session(cfg, tiny_checkpoint(tiny_run))
     with sess:
         feed = model.feed(images)
@@ -61,7 +61,7 @@ def test_both_cells_give_the_gates_of_a_numpy_lstm_on_a_trained_checkpoint(tiny_
 def test_every_layer_of_a_stack_gives_the_gates_of_a_numpy_lstm_stacked_both_cells(mnist):
     images = mnist.test.images[:6].reshape(-1, 28, 28)
     for cell in ("basic", "fast"):
-        model = script.build_graph(settings.make({"num_layers": 2, "n_hidden": 16, "cell": cell}))
+        model = script.build_graph(SETTINGS.make({"num_layers": 2, "n_hidden": 16, "cell": cell}))
         with tf1.Session(graph=model.graph) as sess:
             sess.run(model.init)
             found = gates.gates_of(sess, model.gates, model.feed(images))
@@ -100,5 +100,5 @@ def test_a_run_with_plots_has_the_gates_line_after_the_reading_line_and_gates_pn
                          r"\(1000 test images\)", lines[reading[0] + 1])
     _, statistics = checkpoint_gates(tiny_run, cfg.cell, mnist.test.images[:1000])
     assert [float(m) for m in found.groups()] == pytest.approx(statistics[:, 2].mean(axis=1), abs=0.005)
-    with Image.open(f"{results['run_dir']}/gates.png") as png:
+    with Image.open(f"{results.run_dir}/gates.png") as png:
         assert png.format == "PNG" and png.size == (1400, 870)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import write_digit_png
+from helpers import write_digit_png
 from PIL import Image, ImageFilter
 
 from lstm_mnist import images

@@ -8,12 +8,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, fill
+from helpers import SETTINGS, assert_one_line_error, fill
 
 import export
 import predict
 import serve
-from lstm_mnist import errors, images, model, settings
+from lstm_mnist import images, model, saved_run
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
 # Its arguments: the images, the labels, then a model file and the folder for its answers, for each model.
@@ -91,7 +91,7 @@ def keras_alone(script, *arguments, cwd, project=False):
     """`script` run by a fresh Python with Keras 3 (no TF_USE_LEGACY_KERAS), in the folder `cwd`;
     with `project`, this project's modules can be imported. Returns the JSON of its last line."""
     environment = {name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"}
-    environment.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=settings.ROOT if project else "")
+    environment.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=saved_run.ROOT if project else "")
     result = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
                             timeout=300, cwd=cwd, env=environment)
     assert result.returncode == 0, result.stderr
@@ -103,17 +103,17 @@ def converted(tiny_run, stacked_run, tmp_path_factory):
     """The tiny run exported with --keras, as it is (basic cell) and rebuilt with the fast cell; the stacked
     run with each cell."""
     folder = tmp_path_factory.mktemp("keras")
-    run_dir = tiny_run[1]["run_dir"]
+    run_dir = tiny_run[1].run_dir
     assert export.main([run_dir, str(folder / "basic"), "--keras"]) == 0
     assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--keras"]) == 0
-    assert export.main([stacked_run[1]["run_dir"], str(folder / "stacked-fast"), "--cell=fast", "--keras"]) == 0
+    assert export.main([stacked_run[1].run_dir, str(folder / "stacked-fast"), "--cell=fast", "--keras"]) == 0
     return folder
 
 
 def tf1_answers(run, images, labels, cell):
     """The TF1 graph's probabilities of `images`, its bottom layer's outputs (h after every row) and loss on
     the first 100."""
-    cfg, checkpoint = settings.open_saved_run(run[1]["run_dir"], {"cell": cell})
+    cfg, checkpoint = saved_run.open_saved_run(run[1].run_dir, {"cell": cell}, SETTINGS)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
         probabilities = np.concatenate([sess.run(model.probabilities, model.feed(images[k:k + 1000]))
@@ -155,7 +155,7 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
         assert keras_probabilities.shape == (10000, 10)
         np.testing.assert_allclose(keras_probabilities, probabilities, rtol=0, atol=1e-5)
         accuracy = np.mean(np.argmax(keras_probabilities, axis=1) == np.argmax(labels, axis=1))
-        assert accuracy == run[1]["full_test_accuracy"]  # the run's "Full test set" line
+        assert accuracy == run[1].full_test_accuracy  # the run's "Full test set" line
         np.testing.assert_allclose(np.load(out / "outputs.npy"), outputs, rtol=0, atol=1e-5)
         assert said["loss"] == pytest.approx(float(loss), abs=1e-5)
         assert said["first_step_loss"] == pytest.approx(float(loss), abs=1e-5)
@@ -186,13 +186,13 @@ def trained_in_keras(loaded_mnist, tmp_path_factory):
 @pytest.mark.parametrize("cell", ["basic", "fast"])
 def test_a_model_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist, cell):
     run_dir, _, keras_probabilities, keras_digit, digit_file, _ = trained_in_keras
-    cfg, checkpoint = settings.open_saved_run(str(run_dir), {"cell": cell})
+    cfg, checkpoint = saved_run.open_saved_run(str(run_dir), {"cell": cell}, SETTINGS)
     assert (cfg.n_hidden, os.path.basename(checkpoint)) == (8, "model.ckpt-0")
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
         probabilities = sess.run(model.probabilities, model.feed(mnist.test.images[:1000]))
     np.testing.assert_allclose(probabilities, keras_probabilities, rtol=0, atol=1e-5)
-    [(digit, predicted)] = predict.predict(cfg, checkpoint, [str(digit_file)], errors.StopRequests())
+    [(digit, predicted)] = predict.predict(cfg, checkpoint, [str(digit_file)])
     np.testing.assert_allclose(predicted, keras_digit, rtol=0, atol=1e-5)
     assert digit == int(np.argmax(keras_digit))
     from PIL import Image
@@ -204,7 +204,7 @@ def test_a_model_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist
 
 
 def test_a_stack_trained_in_keras_gives_its_answers_here(trained_in_keras, mnist):
-    cfg, checkpoint = settings.open_saved_run(str(trained_in_keras[0].parent / "stacked"), {})
+    cfg, checkpoint = saved_run.open_saved_run(str(trained_in_keras[0].parent / "stacked"), {}, SETTINGS)
     assert (cfg.num_layers, cfg.n_hidden) == (2, 8)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:
@@ -219,7 +219,7 @@ def test_a_run_made_from_keras_exports_and_trains_on(trained_in_keras, tmp_path,
     import train_lstm_mnist
     assert train_lstm_mnist.main(["--resume=" + str(run_dir), "--training_iters=300", "--plots=False"]) == 0
     assert "Resuming" in capsys.readouterr().out
-    assert os.path.basename(settings.open_saved_run(str(run_dir), {})[1]) == "model.ckpt-2"
+    assert os.path.basename(saved_run.open_saved_run(str(run_dir), {}, SETTINGS)[1]) == "model.ckpt-2"
 
 
 def test_keras_models_of_another_shape_are_refused_saying_what_is_supported(trained_in_keras):
@@ -266,8 +266,8 @@ def test_a_full_disk_leaves_no_half_written_run_folder(trained_in_keras, small_d
 def test_ctrl_c_while_keras_writes_its_model_is_the_stop_and_leaves_nothing(tiny_run, tmp_path):
     out = tmp_path / "export"
     # As a terminal's Ctrl-C does: the signal goes to the export and to Keras's process alike.
-    process = subprocess.Popen([sys.executable, "export.py", tiny_run[1]["run_dir"], str(out), "--keras"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=settings.ROOT,
+    process = subprocess.Popen([sys.executable, "export.py", tiny_run[1].run_dir, str(out), "--keras"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=saved_run.ROOT,
                                process_group=0)
     try:
         handed_over = tmp_path / f"export.partial-{process.pid}" / f"{export.KERAS_NAME}.weights.npz"

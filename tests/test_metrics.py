@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import fill, fresh_copy, tiny_config
+from helpers import fill, fresh_copy, tiny_config
 
 import train_lstm_mnist as script
 from lstm_mnist import settings
@@ -16,7 +16,7 @@ from lstm_mnist.tf_setup import tf1
 
 def test_metrics_csv_rows_match_the_log(tiny_run):
     cfg, metrics, lines = tiny_run
-    with open(os.path.join(metrics["run_dir"], "metrics.csv"), newline="") as f:
+    with open(os.path.join(metrics.run_dir, "metrics.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     iter_lines = [line for line in lines if line.startswith("Iter ")]
     assert [f"Iter {r['examples']}, Minibatch Loss= {r['minibatch_loss']}, Training Accuracy= "
@@ -29,7 +29,7 @@ def test_metrics_csv_rows_match_the_log(tiny_run):
 
 def test_event_file_holds_the_scalars_and_graph(tiny_run):
     _, metrics, _ = tiny_run
-    (events_file,) = glob.glob(os.path.join(metrics["run_dir"], "events.out.tfevents.*"))
+    (events_file,) = glob.glob(os.path.join(metrics.run_dir, "events.out.tfevents.*"))
     tags, has_graph = {}, False
     for event in tf1.train.summary_iterator(events_file):
         has_graph |= bool(event.graph_def)
@@ -46,7 +46,7 @@ def test_damaged_metrics_rows_are_dropped_with_one_warning(loaded_mnist, tiny_ru
     open(path, "w").write("\n".join([rows[0], rows[1], "20,2000,not-a-number,0.5,", "\x00\x01binary", rows[2]]) + "\n")
     cfg = tiny_config(tmp_path, training_iters=4000, eval_every=10, plots=True)
     results = script.train(cfg, fresh_copy(loaded_mnist), resume=tiny_run_copy)
-    assert results["steps"] == settings.last_step(cfg)
+    assert results.steps == settings.last_step(cfg)
     assert capsys.readouterr().err == f"warning: {path} is damaged: kept its 2 intact rows, dropped the rest\n"
     assert [row.split(",")[0] for row in open(path).read().splitlines()] == ["step", "10", "20", "30"]
 

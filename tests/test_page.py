@@ -6,7 +6,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import served, tiny_checkpoint
+from helpers import served, tiny_checkpoint
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
@@ -82,15 +82,13 @@ def test_drawing_a_real_mnist_digit_shows_the_models_reading(page_server, browse
                                 timeout=30) as response:
         expected_gates = json.load(response)
     assert browser.execute_script("return window.lastGates;") == expected_gates
+    assert not browser.find_element(By.ID, "layers").is_displayed()  # one layer: no choice to make
+    expected_gates = expected_gates["layers"][0]
     keep = np.array(expected_gates["keep"])
     assert keep.shape == (28, 128) and 0 < keep.min() and keep.max() < 1
-    width, height, pixels = browser.execute_script(
-        "const c = document.getElementById('gate-keep'); "
-        "return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];")
+    width, height, pixels = browser.execute_script(KEEP_MAP)
     assert (width, height) == (28 * 6, 128 * 2)
-    green = np.array(pixels).reshape(height, width, 4)[::2, 3::6, 1]  # the centre of each (unit, row) cell
-    expected_green = np.round(255 * np.round(255 * keep.T[expected_gates["units"]]) / 255)  # as gateColour draws it
-    assert np.abs(green[:, :-1] - expected_green[:, :-1]).max() <= 1  # the last row is outlined in red
+    assert_drawn_as(pixels, height, width, 2, keep, expected_gates["units"])
     browser.save_screenshot(SHOT or str(tmp_path / "page.png"))
 
     # Undo every stroke: the page is empty again.
@@ -100,6 +98,42 @@ def test_drawing_a_real_mnist_digit_shows_the_models_reading(page_server, browse
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
                                      == "empty")
     assert answer.text == "Draw a digit."
+
+
+KEEP_MAP = ("const c = document.getElementById('gate-keep'); "
+            "return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];")
+
+
+def assert_drawn_as(pixels, height, width, unit_pixels, keep, units):
+    """A keep gate map's pixels are the gate's values, unit by unit (in `units`' order) down, frame by frame across."""
+    green = np.array(pixels).reshape(height, width, 4)[::unit_pixels, 3::6, 1]  # the centre of each (unit, row) cell
+    expected_green = np.round(255 * np.round(255 * keep.T[units]) / 255)  # as gateColour draws it
+    assert np.abs(green[:, :-1] - expected_green[:, :-1]).max() <= 1  # the last frame is outlined in red
+
+
+@pytest.mark.slow
+def test_a_stacked_model_offers_each_layers_gates(stacked_run, browser, mnist):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with served(stacked_run[0], tiny_checkpoint(stacked_run)) as (base, _):
+        browser.get(base + "/")
+        draw_with_the_mouse(browser, browser.find_element(By.ID, "pad"), mnist.test.images[0])
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "gates").get_attribute("data-filled")
+                                         == "true")
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                         == "done")
+        choice = Select(browser.find_element(By.ID, "layer"))
+        assert browser.find_element(By.ID, "layers").is_displayed()
+        assert [option.text for option in choice.options] == ["layer 1 (reads the image)", "layer 2"]
+        layers = browser.execute_script("return window.lastGates.layers;")
+        assert len(layers) == 2 and layers[0]["keep"] != layers[1]["keep"]
+        for index in (1, 0):
+            choice.select_by_index(index)
+            width, height, pixels = browser.execute_script(KEEP_MAP)
+            assert (width, height) == (28 * 6, 16 * 16)  # 16 units of 16 pixels each
+            assert_drawn_as(pixels, height, width, 16, np.array(layers[index]["keep"]), layers[index]["units"])
 
 
 HOLD_THE_ANSWERS = """

@@ -2,15 +2,15 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_the_time_line_gives_every_phase_of_the_run_in_order(tiny_run):
     _, metrics, lines = tiny_run
-    phases = metrics["phase_seconds"]
+    phases = metrics.phase_seconds
     assert [name for name in phases if name != "start-up"] == ["data", "graph", "session", "training", "scoring",
                                                                 "gates", "plots"]
-    assert phases["training"] == metrics["train_seconds"]
+    assert phases["training"] == metrics.train_seconds
     assert lines[-2] == "Time: {:.1f} s so far: {}".format(
         sum(phases.values()), ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
 

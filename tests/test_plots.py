@@ -4,7 +4,7 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import SCRIPT, interrupt_after, start, tiny_config
+from helpers import SCRIPT, interrupt_after, start, tiny_config
 from PIL import Image
 
 import train_lstm_mnist as script
@@ -14,7 +14,7 @@ from lstm_mnist import plots
 @pytest.mark.parametrize("name", ["curves.png", "predictions.png", "confusion.png", "reading.png"])
 def test_plots_are_real_pictures(tiny_run, name):
     _, metrics, _ = tiny_run
-    with Image.open(os.path.join(metrics["run_dir"], name)) as image:
+    with Image.open(os.path.join(metrics.run_dir, name)) as image:
         assert image.format == "PNG" and min(image.size) > 200
         pixels = np.asarray(image.convert("L"), dtype=np.float32)
     assert pixels.std() > 10  # not a blank canvas
@@ -46,7 +46,7 @@ def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_pa
     monkeypatch.setattr(Figure, "savefig", no_space)
     results = script.train(tiny_config(tmp_path, training_iters=1500, plots=True), mnist)
     out, err = capsys.readouterr()
-    assert err == (f"warning: could not write the plots in {results['run_dir']} (No space left on device); "
+    assert err == (f"warning: could not write the plots in {results.run_dir} (No space left on device); "
                    f"the model, metrics and events are saved\n")
-    assert out.splitlines()[-1] == f"Run folder: {results['run_dir']}"
-    assert not [name for name in os.listdir(results["run_dir"]) if name.endswith((".png", ".tmp"))]
+    assert out.splitlines()[-1] == f"Run folder: {results.run_dir}"
+    assert not [name for name in os.listdir(results.run_dir) if name.endswith((".png", ".tmp"))]

@@ -1,10 +1,11 @@
 """Watching the LSTM read: the answer after every row, in the graph, the log and reading.png."""
 import numpy as np
 import pytest
+from helpers import SETTINGS
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, reading, settings
+from lstm_mnist import checkpoints, reading
 from lstm_mnist.tf_setup import tf1
 
 
@@ -15,7 +16,7 @@ def test_row_of_final_answer_is_where_the_answer_settles():
 
 @pytest.mark.parametrize("cell", ["basic", "fast"])
 def test_the_answer_after_the_last_row_is_the_models_answer(mnist, cell):
-    model = script.build_graph(settings.make({"cell": cell}))
+    model = script.build_graph(SETTINGS.make({"cell": cell}))
     images = mnist.test.images[:50].reshape(-1, 28, 28)
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
@@ -33,10 +34,10 @@ def test_the_answer_after_the_last_row_is_the_models_answer(mnist, cell):
 def test_the_reading_line_matches_the_models_answers(tiny_run, mnist):
     cfg, results, lines = tiny_run
     (line,) = [line for line in lines if line.startswith("Reading: ")]
-    sess, model = predict.restored_session(cfg, checkpoints.find_checkpoint(results["run_dir"])[0])
+    sess, model = predict.restored_session(cfg, checkpoints.find_checkpoint(results.run_dir)[0])
     with sess:
         step_predicted = sess.run(model.step_predicted, {model.x: mnist.test.images.reshape(-1, 28, 28)})
-    assert np.array_equal(step_predicted[:, -1], results["predicted"])
+    assert np.array_equal(step_predicted[:, -1], results.predicted)
     rows = reading.row_of_final_answer(step_predicted)
     assert line == (f"Reading: the final answer is reached, and kept, after row {rows.mean():.1f} of 28 on average "
                     f"(10000 test images)")

@@ -7,18 +7,18 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, fill, fresh_copy, run_main, tiny_checkpoint, tiny_config
+from helpers import assert_one_line_error, fill, fresh_copy, run_main, tiny_checkpoint, tiny_config
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, errors, run_folder
+from lstm_mnist import checkpoints, context, errors, run_folder
 from lstm_mnist.tf_setup import tf1
 
 
 def test_run_folder_is_named_by_time_and_printed_last(tiny_run):
     cfg, metrics, lines = tiny_run
-    assert re.fullmatch(r"\d{8}-\d{6}", os.path.basename(metrics["run_dir"]))
-    assert lines[-1] == f"Run folder: {metrics['run_dir']}"
+    assert re.fullmatch(r"\d{8}-\d{6}", os.path.basename(metrics.run_dir))
+    assert lines[-1] == f"Run folder: {metrics.run_dir}"
 
 
 def test_second_run_in_the_same_second_gets_its_own_folder(tmp_path):
@@ -29,7 +29,7 @@ def test_second_run_in_the_same_second_gets_its_own_folder(tmp_path):
 def test_a_moved_run_folder_still_resumes_and_scores(tiny_run, tmp_path, capsys):
     _, metrics, lines = tiny_run
     moved = str(tmp_path / "moved")
-    shutil.copytree(metrics["run_dir"], moved)
+    shutil.copytree(metrics.run_dir, moved)
     assert predict.main([moved]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"Model: {tiny_checkpoint(tiny_run, moved)}"
@@ -80,8 +80,8 @@ def test_a_second_run_on_the_same_folder_is_refused(tiny_run_copy, capsys):
 
 
 def test_a_new_run_stopped_before_training_leaves_no_folder(mnist, tmp_path, monkeypatch):
-    def interrupted(self, sess):
-        raise errors.Interrupted(signal.SIGINT, self.stops.what)
+    def interrupted(self, session):
+        raise errors.Interrupted(signal.SIGINT, context.current().signals.what)
     monkeypatch.setattr(script.runs.Run, "start", interrupted)
     with pytest.raises(errors.Interrupted, match="before training started: nothing was saved"):
         script.train(tiny_config(tmp_path), mnist)

@@ -5,19 +5,19 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import SCRIPT, interrupt_after, start, tiny_config, write_dataset
+from helpers import SCRIPT, SETTINGS, interrupt_after, start, tiny_config, write_dataset
 
 import train_lstm_mnist as script
-from lstm_mnist import errors, scoring, settings
+from lstm_mnist import context, errors, scoring, signals
 from lstm_mnist.tf_setup import tf1
 
 
 def test_evaluate_matches_one_big_run(mnist):
-    cfg = settings.make()
+    cfg = SETTINGS.make()
     model = script.build_graph(cfg)
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
-        score = scoring.evaluate(sess, model, mnist.validation, errors.StopRequests())
+        score = scoring.evaluate(sess, model, mnist.validation)
         whole = sess.run([model.cost, model.accuracy],
                          {model.x: mnist.validation.images.reshape(-1, 28, 28), model.y: mnist.validation.labels})
     assert np.isclose(score.loss, whole[0], rtol=1e-5) and np.isclose(score.accuracy, whole[1])
@@ -47,15 +47,15 @@ def test_a_long_sequence_says_how_far_along_it_is_and_a_signal_stops_it_between_
     model = script.build_graph(cfg)
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
-        scoring.evaluate(sess, model, test_set, errors.StopRequests(), doing="validating")
+        scoring.evaluate(sess, model, test_set, doing="validating")
         lines = capsys.readouterr().out.splitlines()
         assert [re.sub(r"\d+ s$", "T s", line) for line in lines] == [
             f"  validating: {n} of 400 images, T s" for n in (100, 200, 300)]
-        with errors.signals_handled() as stops:
-            stops.now("while scoring")
+        with signals.handled() as stops, context.opened(stops):
+            context.now("while scoring")
             counting = SignalAfterRuns(sess, 2)
             with pytest.raises(errors.Interrupted, match="^Interrupted by SIGINT while scoring$"):
-                scoring.evaluate(counting, model, test_set, stops)
+                scoring.evaluate(counting, model, test_set)
     assert counting.runs == 2  # it stopped at the next batch, not at the end of the set
 
 

@@ -15,11 +15,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ROOT, served, tiny_checkpoint
+from helpers import ROOT, served, tiny_checkpoint
 from PIL import Image
 
 import serve
-from lstm_mnist import errors, gates, images, tasks
+from lstm_mnist import gates, images, tasks
 
 TIMEOUT = 30  # seconds any one request may take
 
@@ -173,7 +173,7 @@ def test_a_client_that_hangs_up_is_one_line_on_the_servers_stderr(server, mnist,
 
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_a_port_out_of_range_is_one_line(tiny_run, capsys, port):
-    assert serve.main([tiny_run[1]["run_dir"], f"--port={port}"]) == 2
+    assert serve.main([tiny_run[1].run_dir, f"--port={port}"]) == 2
     assert capsys.readouterr().err == (f"error: --port={port} is not a port: give one from 1 to 65535 "
                                        f"(0: any free port)\n")
 
@@ -204,7 +204,7 @@ def test_several_clients_at_once_get_the_same_answers(server, mnist):
 def test_closing_ends_idle_connections_and_joins_their_threads(server):
     """A request thread alive when Python exits aborts the process (SIGABRT), so closing must not leave one,
     nor wait out the Handler's 30 s timeout for a client that connected and sent nothing."""
-    httpd = serve.make_server(server[1], errors.StopRequests())
+    httpd = serve.make_server(server[1])
     serve.serve_in_thread(httpd)
     idle = socket.create_connection(httpd.server_address[:2], timeout=TIMEOUT)
     try:
@@ -234,7 +234,7 @@ def test_only_loopback_hosts_listen_without_a_warning():
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), tiny_run[1]["run_dir"], "--port=0"],
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), tiny_run[1].run_dir, "--port=0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
@@ -253,7 +253,7 @@ def test_the_command_serves_and_stops_on_a_signal(tiny_run, signum):
 
 def test_a_port_in_use_is_one_line(tiny_run, server, capsys):
     port = server[0].rsplit(":", 1)[1]
-    assert serve.main([tiny_run[1]["run_dir"], f"--port={port}"]) == 2
+    assert serve.main([tiny_run[1].run_dir, f"--port={port}"]) == 2
     err = capsys.readouterr().err
     assert err == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); "
                    f"choose another --port or --host\n")

@@ -4,21 +4,21 @@ import os
 import re
 
 import pytest
-from conftest import assert_one_line_error, run_main, tiny_checkpoint
+from helpers import SETTINGS, assert_one_line_error, run_main, tiny_checkpoint
 
 import config
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import errors, settings
+from lstm_mnist import command_line, errors, hardware, saved_run
 from lstm_mnist.tf_setup import tf
 
 
 def test_command_line_overrides_are_typed_like_the_defaults():
-    overrides, arguments = settings.parse_command_line(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7",
-                                                        "--plots=no"], "", script.add_arguments)
+    overrides, arguments = command_line.parse(["--learning_rate=1e-3", "--batch_size", "64", "--seed=7",
+                                               "--plots=no"], "", script.add_arguments, SETTINGS)
     assert overrides == {"learning_rate": 1e-3, "batch_size": 64, "seed": 7, "plots": False}
     assert isinstance(overrides["batch_size"], int) and arguments.resume is None
-    cfg = settings.make(overrides)
+    cfg = SETTINGS.make(overrides)
     assert cfg.batch_size == 64 and cfg.n_hidden == 128
 
 
@@ -30,7 +30,7 @@ def test_command_line_overrides_are_typed_like_the_defaults():
 ])
 def test_bad_command_line_is_a_config_error(args, expected):
     with pytest.raises(errors.ConfigError, match=re.escape(expected)):
-        settings.parse_command_line(args, "", script.add_arguments)
+        command_line.parse(args, "", script.add_arguments, SETTINGS)
 
 
 def test_bad_command_line_through_main(capsys):
@@ -74,18 +74,18 @@ def write_config_json(run_dir, values):
 
 
 def test_paths_inside_the_project_are_saved_relative_to_it(tmp_path):
-    cfg = settings.make({"out_dir": str(tmp_path / "elsewhere")})
-    settings.save_settings(str(tmp_path), cfg)
+    cfg = SETTINGS.make({"out_dir": str(tmp_path / "elsewhere")})
+    saved_run.save_settings(str(tmp_path), cfg)
     saved = json.loads((tmp_path / "config.json").read_text())["config"]
     assert saved["data_dir"] == os.path.join("data", "mnist")
     assert saved["out_dir"] == str(tmp_path / "elsewhere")  # outside the project: absolute
-    assert settings.saved_settings(str(tmp_path)) == vars(cfg)
+    assert saved_run.saved_settings(str(tmp_path), SETTINGS) == vars(cfg)
 
 
 def test_a_moved_checkout_finds_its_own_data(tmp_path):
     # A config.json written by a checkout elsewhere: the relative data_dir resolves against this one.
     write_config_json(tmp_path, {"data_dir": "data/mnist", "n_hidden": 64})
-    values = settings.saved_settings(str(tmp_path))
+    values = saved_run.saved_settings(str(tmp_path), SETTINGS)
     assert values["data_dir"] == config.data_dir and values["n_hidden"] == 64
 
 
@@ -94,13 +94,13 @@ def test_a_moved_checkout_finds_its_own_data(tmp_path):
 def test_saved_settings_of_the_wrong_type_are_one_line(tmp_path, key, value):
     write_config_json(tmp_path, {key: value})
     with pytest.raises(errors.ConfigError, match=f"config.json: {key} is {re.escape(repr(value))}, expected"):
-        settings.saved_settings(str(tmp_path))
+        saved_run.saved_settings(str(tmp_path), SETTINGS)
 
 
 def test_config_json_that_is_not_settings(tmp_path):
     (tmp_path / "config.json").write_text('{"config": [1, 2]}')
     with pytest.raises(errors.ConfigError, match="cannot read the run's settings"):
-        settings.saved_settings(str(tmp_path))
+        saved_run.saved_settings(str(tmp_path), SETTINGS)
 
 
 @pytest.mark.parametrize("override,words", [
@@ -122,8 +122,8 @@ def test_settings_that_would_fail_inside_tensorflow_are_refused_first(capsys, tm
 
 
 def test_an_int_may_be_written_as_a_whole_number_in_any_notation():
-    overrides, _ = settings.parse_command_line(["--training_iters=1e4", "--batch_size=64.0"], "",
-                                               script.add_arguments)
+    overrides, _ = command_line.parse(["--training_iters=1e4", "--batch_size=64.0"], "", script.add_arguments,
+                                      SETTINGS)
     assert overrides == {"training_iters": 10000, "batch_size": 64}
     assert type(overrides["training_iters"]) is int
 
@@ -131,15 +131,15 @@ def test_an_int_may_be_written_as_a_whole_number_in_any_notation():
 def test_a_misspelt_setting_gets_a_suggestion():
     with pytest.raises(errors.ConfigError, match=re.escape("unknown setting --batchsize=5 (did you mean "
                                                            "--batch_size?)")):
-        settings.parse_command_line(["--batchsize=5"], "", script.add_arguments)
+        command_line.parse(["--batchsize=5"], "", script.add_arguments, SETTINGS)
 
 
 @pytest.mark.parametrize("name,value", [("n_hidden", 64), ("n_input", 14), ("batch_size", 50)])
 def test_a_resume_cannot_change_what_a_checkpoint_means(name, value):
-    saved = settings.config_values()
+    saved = SETTINGS.defaults
     with pytest.raises(errors.ConfigError, match=f"{name} = {value} differs from the saved run's {saved[name]}"):
-        settings.check_resume_overrides({name: value}, saved)
-    settings.check_resume_overrides({name: saved[name], "training_iters": 5}, saved)  # unchanged: fine
+        saved_run.check_resume_overrides({name: value}, saved)
+    saved_run.check_resume_overrides({name: saved[name], "training_iters": 5}, saved)  # unchanged: fine
 
 
 @pytest.mark.parametrize("flags,lacks", [("fpu sse2 avx2 avx512f", True), ("fpu avx512f avx512_bf16", False),
@@ -148,11 +148,11 @@ def test_bf16_needs_the_cpu_to_say_it_has_bfloat16(tmp_path, flags, lacks):
     cpuinfo = tmp_path / "cpuinfo"
     if flags is not None:  # None: no such file, as on a system without /proc: it cannot tell, so it allows
         cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n")
-    assert settings.cpu_lacks_bf16(str(cpuinfo)) is lacks
+    assert hardware.cpu_lacks_bf16(str(cpuinfo)) is lacks
 
 
 def test_bf16_on_a_cpu_without_it_is_one_line(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(settings, "cpu_lacks_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_lacks_bf16", lambda: True)
     code, out, err = run_main(capsys, "--cell=fast", "--precision=bf16", f"--out_dir={tmp_path}")
     assert code == 2 and out == ""
     assert_one_line_error(err, "precision = bf16 needs a CPU with AVX512-BF16 or AMX", "--precision=fp32")
@@ -160,16 +160,16 @@ def test_bf16_on_a_cpu_without_it_is_one_line(capsys, tmp_path, monkeypatch):
 
 def test_config_json_round_trips(tiny_run):
     cfg, metrics, _ = tiny_run
-    with open(os.path.join(metrics["run_dir"], "config.json")) as f:
+    with open(os.path.join(metrics.run_dir, "config.json")) as f:
         record = json.load(f)
     assert record["config"] == {**vars(cfg), "data_dir": os.path.join("data", "mnist")}
     assert record["versions"]["tensorflow"] == tf.__version__
-    assert settings.saved_settings(metrics["run_dir"]) == vars(cfg)
+    assert saved_run.saved_settings(metrics.run_dir, SETTINGS) == vars(cfg)
 
 
 def test_resume_takes_the_saved_settings_with_overrides(tiny_run):
     cfg, metrics, _ = tiny_run
-    resumed, checkpoint = settings.open_saved_run(metrics["run_dir"], {"training_iters": 4000})
+    resumed, checkpoint = saved_run.open_saved_run(metrics.run_dir, {"training_iters": 4000}, SETTINGS)
     assert checkpoint == tiny_checkpoint(tiny_run)
     assert resumed.eval_every == 10 and resumed.training_iters == 4000 and resumed.out_dir == cfg.out_dir
 

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, assert_one_line_error, run_main
+from helpers import ROOT, SETTINGS, assert_one_line_error, run_main
 
 import sweep
 from lstm_mnist import tuning
@@ -309,7 +309,8 @@ def test_a_journal_file_holds_a_study_as_a_database_does(tmp_path):
 
 
 def test_a_space_file_may_import_what_its_ranges_use(tmp_path):
-    space = tuning.load_space(space_file(tmp_path, "import math\nlearning_rate = log_uniform(math.exp(-9), 1e-2)\n"))
+    space = tuning.load_space(space_file(tmp_path, "import math\nlearning_rate = log_uniform(math.exp(-9), 1e-2)\n"),
+                              SETTINGS)
     assert list(space) == ["learning_rate"] and space["learning_rate"].values == (math.exp(-9), 1e-2)
 
 

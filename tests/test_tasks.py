@@ -1,14 +1,14 @@
 """The tasks: how an image becomes a sequence (rows, pixels, permuted), read the same by every entry point."""
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_main, tiny_config, write_dataset
+from helpers import SETTINGS, assert_one_line_error, run_main, tiny_config, write_dataset
 from PIL import Image
 
 import export
 import predict
 import serve
 import train_lstm_mnist as script
-from lstm_mnist import errors, settings, tasks
+from lstm_mnist import saved_run, tasks
 from lstm_mnist.tf_setup import tf1
 
 
@@ -21,7 +21,7 @@ def test_the_permutation_is_fixed_by_its_seed():
 
 @pytest.mark.parametrize("task", ["rows", "pixels", "permuted"])
 def test_each_task_reads_its_sequence(mnist, task):
-    cfg = settings.make({"task": task, "n_hidden": 8, "cell": "fast"})
+    cfg = SETTINGS.make({"task": task, "n_hidden": 8, "cell": "fast"})
     model = script.build_graph(cfg)
     images = mnist.test.images[:3]
     with tf1.Session(graph=model.graph) as sess:
@@ -53,7 +53,7 @@ def test_clipping_bounds_the_step_adam_takes(mnist):
     batch = mnist.train.next_batch(100)
 
     def first_step(clip_norm):
-        model = script.build_graph(settings.make({"n_hidden": 8, "clip_norm": clip_norm}))
+        model = script.build_graph(SETTINGS.make({"n_hidden": 8, "clip_norm": clip_norm}))
         with tf1.Session(graph=model.graph) as sess:
             sess.run(model.init)
             before = sess.run(model.weights["out"])
@@ -80,17 +80,17 @@ def test_a_permuted_run_resumes_identically_and_every_entry_point_reads_its_orde
                          if line.startswith(("Iter ", "Validation", "Testing", "Full test set"))]
 
     first, _ = train(300)
-    resumed, resumed_lines = train(500, resume=first["run_dir"])
+    resumed, resumed_lines = train(500, resume=first.run_dir)
     straight, straight_lines = train(500)
     assert resumed_lines == [line for line in straight_lines if "at Iter 200" not in line]
-    run_dir = resumed["run_dir"]
+    run_dir = resumed.run_dir
     # predict.py rebuilds the run's graph, its permutation with it: the run's own figures
-    cfg, checkpoint = settings.open_saved_run(run_dir, {})
+    cfg, checkpoint = saved_run.open_saved_run(run_dir, {}, SETTINGS)
     assert (cfg.task, cfg.permutation_seed, cfg.n_steps) == ("permuted", 7, 784)
-    assert predict.score(cfg, checkpoint, errors.StopRequests()).accuracy == straight["full_test_accuracy"]
+    assert predict.score(cfg, checkpoint).accuracy == straight.full_test_accuracy
     # the export carries the permutation: a TF1 loader of the SavedModel alone gives predict's answers
     out = tmp_path / "export"
-    export.export(cfg, checkpoint, str(out), errors.StopRequests())
+    export.export(cfg, checkpoint, str(out))
     images = script.load_mnist(cfg).test.images[:50].reshape(-1, 784, 1)
     sess, model = predict.restored_session(cfg, checkpoint)
     with sess:

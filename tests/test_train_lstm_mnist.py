@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from conftest import ITER_LINE, SCRIPT, SHAPE_LINES, fresh_copy, tiny_config
+from helpers import ITER_LINE, SCRIPT, SETTINGS, SHAPE_LINES, fresh_copy, tiny_config
 
 import train_lstm_mnist as script
 from lstm_mnist import settings
@@ -14,7 +14,7 @@ from lstm_mnist.tf_setup import tf1
 
 
 def test_graph_has_the_tutorials_names_shapes_and_variables():
-    model = script.build_graph(settings.make())
+    model = script.build_graph(SETTINGS.make())
     for name in ("x", "y", "weights", "biases", "outputs", "pred", "cost", "optimizer",
                  "correct_pred", "accuracy", "init"):
         assert getattr(model, name) is not None, name
@@ -36,9 +36,9 @@ def test_tiny_training_run_in_process(mnist, capsys, tmp_path):
     assert lines[:4] == SHAPE_LINES
     iters = [line for line in lines if line.startswith("Iter ")]
     assert [int(ITER_LINE.match(line).group(1)) for line in iters] == [1000, 2000]
-    assert results["steps"] == settings.last_step(cfg)
-    assert results["full_test_accuracy"] > 0.2  # a few steps: well above chance (0.1), far from trained
-    assert f"Testing Accuracy: {results['test_accuracy']}" in lines
+    assert results.steps == settings.last_step(cfg)
+    assert results.full_test_accuracy > 0.2  # a few steps: well above chance (0.1), far from trained
+    assert f"Testing Accuracy: {results.test_accuracy}" in lines
 
 
 def test_overrides_change_the_run(mnist, capsys, tmp_path):
@@ -111,7 +111,7 @@ def test_the_script_reads_as_the_tutorial():
     anchors = ["read_data_sets(", 'print("Train Images: "', "x = tf1.placeholder", "y = tf1.placeholder",
                "weights = {", "biases = {", "tf1.nn.rnn_cell.BasicLSTMCell(cfg.n_hidden, forget_bias=cfg.forget_bias)",
                "lstm_cell = ", "outputs, states = tf1.nn.dynamic_rnn(lstm_cell, inputs=sequence, dtype=tf.float32)",
-               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = clipping.minimize(distributed.replicated(",
+               "pred = tf.matmul", "cost = tf.reduce_mean", "optimizer = clipping.minimize(place.optimizer(",
                "tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)",
                "correct_pred = tf.equal", "accuracy = tf.reduce_mean", "return Model(",
                "sess.run(model.init)", "while run.going(step * cfg.batch_size < cfg.training_iters)",

@@ -7,12 +7,12 @@ import re
 import nbformat
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT, SETTINGS
 from jupyter_client.utils import run_sync
 from nbclient import NotebookClient
 
 import train_lstm_mnist as script
-from lstm_mnist import settings, tasks
+from lstm_mnist import errors, notebook, tasks
 from lstm_mnist.tf_setup import tf1
 
 NOTEBOOK = os.path.join(ROOT, "tutorial.ipynb")
@@ -158,7 +158,7 @@ def test_a_second_press_within_a_step_interrupts_the_cell_and_the_kernel_stays(k
 def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
     client, nb = kernel
     run_new_cell(client, nb, "learning_rate = 1e38\ntraining_iters = 5000")
-    for words in ("cfg = settings.make", "graph = tf.Graph()", "fresh_session"):
+    for words in ("cfg = notebook.settings_of", "graph = tf.Graph()", "fresh_session"):
         client.execute_cell(nb.cells[index_of(nb, words)], index_of(nb, words))
     lines = text_of(nb.cells[index_of(nb, "fresh_session")]).splitlines()
     assert lines[-1] == ("Training diverged: minibatch loss is nan at Iter 1000 (step 10); lower learning_rate "
@@ -167,11 +167,12 @@ def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
 
 
 @pytest.mark.slow
-def test_the_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
-    # Last: it leaves the kernel with a 784-step graph. The settings, settings.make's and the graph's cells again.
+def test_a_stacked_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
+    # Last: it leaves the kernel with a 784-step graph. The settings, their check and the graph's cells again, with
+    # two layers and a setting the parameters cell did not have (permutation_seed).
     client, nb = kernel
-    run_new_cell(client, nb, 'task = "permuted"\nn_hidden = 8')
-    for words in ("cfg = settings.make", "graph = tf.Graph()"):
+    run_new_cell(client, nb, 'task = "permuted"\nn_hidden = 8\nnum_layers = 2\npermutation_seed = 3')
+    for words in ("cfg = notebook.settings_of", "graph = tf.Graph()"):
         client.execute_cell(nb.cells[index_of(nb, words)], index_of(nb, words))
     printed = run_new_cell(client, nb, "import json\n"
                                        "first = mnist.test.images[:2].reshape(-1, n_steps, n_input)\n"
@@ -180,9 +181,17 @@ def test_the_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
                                        "    read, logits = s.run([sequence, pred], {x: first})\n"
                                        "print(json.dumps([read.tolist(), logits.tolist()]))")
     read, logits = json.loads(printed)
-    cfg = settings.make({"task": "permuted", "n_hidden": 8})
+    cfg = SETTINGS.make({"task": "permuted", "n_hidden": 8, "num_layers": 2, "permutation_seed": 3})
     np.testing.assert_allclose(read, mnist.test.images[:2, tasks.pixel_order(cfg), None], rtol=0, atol=1e-6)
     model = script.build_graph(cfg)  # the same seed: the same initial weights, so the same answers
     with tf1.Session(graph=model.graph) as sess:
         sess.run(model.init)
         np.testing.assert_allclose(logits, sess.run(model.pred, model.feed(mnist.test.images[:2])), rtol=0, atol=1e-5)
+
+
+def test_every_setting_given_to_the_notebook_is_used_or_refused_in_one_line():
+    cfg = notebook.settings_of({"clip_norm": 1.0, "num_layers": 2, "n_steps": 28, "plots": notebook}, SETTINGS)
+    assert (cfg.clip_norm, cfg.num_layers) == (1.0, 2)  # n_steps follows from the task; the module plots is no setting
+    with pytest.raises(errors.ConfigError, match="^the notebook does not use cell, eval_every: .* remove them from the "
+                                                 "parameters cell, or run python train_lstm_mnist.py --cell=...$"):
+        notebook.settings_of({"cell": "fast", "eval_every": 10}, SETTINGS)
