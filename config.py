@@ -29,6 +29,14 @@ seed = 1  # graph-level TensorFlow seed and data shuffling: same seed, same log 
 max_loss = 1e4  # stop when a logged minibatch loss exceeds this: training diverged (0: never)
 clip_norm = 0.0  # clip the gradients to this global norm before Adam (0: never, as the tutorial)
 
+# Recipes for the long tasks (docs/tasks.md); the defaults are the tutorial's Adam and the cell's own weights
+optimizer = "adam"  # "adam": the tutorial's Adam; "rmsprop": RMSProp, which the sequential-MNIST papers train with
+rmsprop_decay = 0.9  # RMSProp's decay of its mean square gradient (the papers': 0.9)
+rmsprop_momentum = 0.0  # RMSProp's momentum (the papers': 0)
+recurrent_init = "cell"  # the h rows of the kernel: "cell" (BasicLSTMCell's Glorot uniform), "orthogonal", "identity"
+chrono_init = 0  # >= 3: Tallec and Ollivier's chrono initialization of the gate biases for this many steps (0: off)
+keep_best = False  # also keep the checkpoint of the best validation accuracy (best.ckpt-N), scored on the test set
+
 # The task (lstm_mnist/tasks.py): how an image becomes a sequence
 task = "rows"  # "rows": the tutorial's rows; "pixels": 784 steps of 1 pixel; "permuted": those in a fixed random order
 permutation_seed = 1  # the permuted task's pixel order (task = "permuted" only)

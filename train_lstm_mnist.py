@@ -97,10 +97,14 @@ def build_graph(cfg, place=ALONE):
         # The cost function and optimizer
         cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=pred))
         global_step = tf1.train.get_or_create_global_step()  # Beyond the tutorial: the step, for checkpoints
-        # (place.optimizer: Adam itself, but for synchronous replicas in a cluster; clipping.minimize: the
-        # tutorial's minimize unless clip_norm is set; global_step: beyond the tutorial)
-        optimizer = clipping.minimize(place.optimizer(tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)),
-                                      cost, global_step, cfg.clip_norm)
+        if cfg.optimizer == "adam":
+            trainer = tf1.train.AdamOptimizer(learning_rate=cfg.learning_rate)
+        else:  # Beyond the tutorial: the sequential-MNIST papers' RMSProp (docs/tasks.md)
+            trainer = tf1.train.RMSPropOptimizer(cfg.learning_rate, decay=cfg.rmsprop_decay,
+                                                 momentum=cfg.rmsprop_momentum)
+        # (place.optimizer: the trainer itself, but for synchronous replicas in a cluster; clipping.minimize:
+        # the tutorial's minimize unless clip_norm is set; global_step: beyond the tutorial)
+        optimizer = clipping.minimize(place.optimizer(trainer), cost, global_step, cfg.clip_norm)
         # The accuracy and evaluation methods used in the learning process
         correct_pred = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
         accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
@@ -109,7 +113,8 @@ def build_graph(cfg, place=ALONE):
         # package reads of it: predictions, the answer after every step, the gates, the checkpoints' Saver
         return Model(graph=graph, x=x, y=y, sequence=sequence, weights=weights, biases=biases, layers=layers,
                      pred=pred, cost=cost, optimizer=optimizer, correct_pred=correct_pred, accuracy=accuracy,
-                     global_step=global_step, order=tasks.pixel_order(cfg), keep_checkpoints=cfg.keep_checkpoints,
+                     global_step=global_step, order=tasks.pixel_order(cfg), recurrent_init=cfg.recurrent_init,
+                     chrono_init=cfg.chrono_init, keep_checkpoints=cfg.keep_checkpoints,
                      data_position=place.data_position)
 
 

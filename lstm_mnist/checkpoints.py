@@ -7,6 +7,7 @@ uninterrupted run would have drawn.
 """
 import glob
 import io
+import json
 import os
 import re
 import sys
@@ -14,13 +15,16 @@ import types
 
 import numpy as np
 
-from lstm_mnist.errors import ConfigError, TrainingError
+from lstm_mnist import scoring
+from lstm_mnist.errors import ConfigError, TrainingError, cannot_write
+from lstm_mnist.files import write_atomically
 from lstm_mnist.part import Part
-from lstm_mnist.tf_setup import tf, tf1
+from lstm_mnist.tf_setup import session_config, tf, tf1
 
 CHECKPOINT_NAME = "model.ckpt"
 INDEX = "checkpoint"  # the Saver's index file: which checkpoint is the latest
 DATA_STATE = "data_state"  # the variable holding the training data's position
+BEST_NAME, BEST_INDEX, BEST_RECORD = "best.ckpt", "best_checkpoint", "best.json"  # keep_best's (BestCheckpoint)
 
 
 def add_to_graph(keep, data_position=True):
@@ -106,9 +110,10 @@ def error_text(error):
 
 # ------------------------------------------------------- saving, restoring
 
-def save(sess, model, run_dir, step, dataset=None):
+def save(sess, model, run_dir, step, dataset=None, saver=None, name=CHECKPOINT_NAME, index=INDEX):
     """Save a checkpoint of `step` with the data position of `dataset` (where the graph holds
-    one: not in a cluster); returns its path.
+    one: not in a cluster); returns its path. `saver`, `name` and `index` are the model's Saver,
+    model.ckpt and its index, or another's (BestCheckpoint's).
 
     The Saver writes each file under a temporary name and renames it when
     complete, and updates the index last, so a crash mid-save leaves the
@@ -119,8 +124,8 @@ def save(sess, model, run_dir, step, dataset=None):
             buffer = io.BytesIO()
             np.savez(buffer, **dataset.get_state())
             sess.run(model.saving.set_data_state, {model.saving.data_state_in: buffer.getvalue()})
-        return model.saving.saver.save(sess, os.path.join(run_dir, CHECKPOINT_NAME), global_step=step,
-                                            write_meta_graph=False)
+        return (saver or model.saving.saver).save(sess, os.path.join(run_dir, name), global_step=step,
+                                                  latest_filename=index, write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
         remove_half_written(run_dir)
         previous = latest_checkpoint(run_dir) or "none"
@@ -223,3 +228,54 @@ class Checkpoints(Part):
         """A checkpoint of the loop's `step`; its path."""
         self.saved_step = step
         return save(session, self.model, self.folder.run_dir, step, self.train_data)
+
+
+class BestCheckpoint(Part):
+    """With keep_best: beside the latest checkpoints, the one of the best validation accuracy so far,
+    best.ckpt-N (its own index, best_checkpoint, and best.json: its step and accuracy), which a
+    resumed run goes on comparing with; at the end, after the full test set's line, the test set
+    scored at it, as the sequential-MNIST papers report their figure."""
+
+    aside = "checkpoints"
+
+    def __init__(self, model, run_dir, mnist):
+        self.model, self.run_dir, self.mnist = model, run_dir, mnist
+        with model.graph.as_default():
+            self.saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)
+        self.best = read_best(run_dir)  # {"step", "validation_accuracy", "checkpoint"} or None
+
+    def after_run(self, run, session, step):
+        accuracy = step.validation_accuracy
+        if accuracy is None or (self.best and accuracy <= self.best["validation_accuracy"]):
+            return
+        path = save(session, self.model, self.run_dir, step.number, self.mnist.train, self.saver, BEST_NAME,
+                    BEST_INDEX)
+        self.best = {"step": step.number, "validation_accuracy": accuracy, "checkpoint": os.path.basename(path)}
+        try:
+            write_atomically(os.path.join(self.run_dir, BEST_RECORD), json.dumps(self.best, indent=2) + "\n")
+        except OSError as e:
+            raise cannot_write(os.path.join(self.run_dir, BEST_RECORD), e) from e
+
+    def on_test_end(self, run, session, results):
+        if not self.best:
+            return
+        checkpoint = os.path.join(self.run_dir, self.best["checkpoint"])
+        with tf1.Session(graph=self.model.graph, config=session_config(run.cfg)) as there:
+            self.saver.restore(there, checkpoint)
+            score = scoring.evaluate(there, self.model, self.mnist.test, doing="scoring the test set at the best "
+                                                                                  "checkpoint")
+        print(f"Best validation accuracy: {self.best['validation_accuracy']:.5f} at {run.iter_name(self.best['step'])}"
+              f"; there, the full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
+              f"({len(score.predicted)} images, {checkpoint})")
+        results.best = (self.best["step"], score)
+        run.clock.mark("best")
+
+
+def read_best(run_dir):
+    """best.json of a run folder (BestCheckpoint), or None where there is none yet or it cannot be read."""
+    try:
+        with open(os.path.join(run_dir, BEST_RECORD), encoding="utf-8") as f:
+            best = json.load(f)
+        return best if {"step", "validation_accuracy", "checkpoint"} <= set(best) else None
+    except (OSError, ValueError, TypeError):
+        return None

@@ -201,6 +201,9 @@ class Worker:
     data_position = False  # each worker reads its own shard: no one position belongs in the shared checkpoint
 
     def __init__(self, role, cfg):
+        if cfg.keep_best:
+            raise ConfigError("keep_best = True keeps its checkpoint on one process: leave it out in a cluster (its "
+                              "chief keeps the latest checkpoints)")
         # SyncReplicasOptimizer's token queue runner is cancelled when the session closes: the normal end.
         context.quiet_thread_ends("QueueRunner", lambda: (tf.errors.CancelledError,))
         context.tag_lines(f"[worker {role.index}] " if role.index else "")
@@ -282,7 +285,7 @@ class Worker:
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
         with model.graph.as_default(), tf1.train.MonitoredSession(
-                session_creator=creator(scaffold=tf1.train.Scaffold(saver=model.saving.saver),
+                session_creator=creator(scaffold=tf1.train.Scaffold(init_op=model.init, saver=model.saving.saver),
                                         master=self.server.target, config=worker_session_config(role, cfg),
                                         **options),
                 hooks=hooks, stop_grace_period_secs=2) as sess:

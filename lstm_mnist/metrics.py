@@ -4,6 +4,7 @@ import csv
 import io
 import os
 import sys
+import time
 
 from lstm_mnist import context
 from lstm_mnist.errors import cannot_write
@@ -11,7 +12,8 @@ from lstm_mnist.files import write_atomically
 from lstm_mnist.part import Part
 from lstm_mnist.tf_setup import tf, tf1
 
-METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy"]
+METRIC_FIELDS = ["step", "examples", "minibatch_loss", "minibatch_accuracy", "validation_accuracy", "seconds"]
+OLDER_FIELDS = METRIC_FIELDS[:-1]  # metrics.csv before its seconds (training time so far): still read
 
 
 class RunLog:
@@ -24,9 +26,13 @@ class RunLog:
     def __init__(self, run_dir, graph, step, batch_size):
         self.path = os.path.join(run_dir, "metrics.csv")
         self.batch_size = batch_size
+        rows = [row for row in read_metrics(self.path) if int(row["step"]) <= step]
+        # training seconds before this run: the last row's (a run folder of an older version has none)
+        self.seconds_before = next((float(row["seconds"]) for row in reversed(rows) if row["seconds"]), 0.0)
+        self.started = time.perf_counter()
         kept = io.StringIO()
         metrics_writer(kept).writeheader()
-        metrics_writer(kept).writerows(row for row in read_metrics(self.path) if int(row["step"]) <= step)
+        metrics_writer(kept).writerows(rows)
         try:
             write_atomically(self.path, kept.getvalue())
         except OSError as e:
@@ -40,12 +46,13 @@ class RunLog:
 
     def write(self, step, loss=None, accuracy=None, validation_accuracy=None):
         examples = step * self.batch_size
+        seconds = self.seconds_before + time.perf_counter() - self.started
         try:
             self.csv.writerow({"step": step, "examples": examples,
                                "minibatch_loss": "" if loss is None else f"{loss:.6f}",
                                "minibatch_accuracy": "" if accuracy is None else f"{accuracy:.5f}",
                                "validation_accuracy": "" if validation_accuracy is None else
-                               f"{validation_accuracy:.5f}"})
+                               f"{validation_accuracy:.5f}", "seconds": f"{seconds:.1f}"})
             self.file.flush()
         except OSError as e:
             raise cannot_write(self.path, e) from e
@@ -117,8 +124,9 @@ def read_metrics(path):
     # Parsed line by line: a stray quote or carriage return in one line would otherwise make the
     # csv module read on into the next lines, or raise (`new-line character seen in unquoted field`).
     header, rows = parsed_line(lines[0]) if lines else None, [parsed_line(line) for line in lines[1:]]
-    intact = [dict(zip(METRIC_FIELDS, row, strict=True)) for row in rows if intact_row(row)]
-    if len(intact) < len(rows) or (lines and header != METRIC_FIELDS):
+    intact = [dict(zip(METRIC_FIELDS, row + [""] * (len(METRIC_FIELDS) - len(row)), strict=True))
+              for row in rows if intact_row(row)]
+    if len(intact) < len(rows) or (lines and header not in (METRIC_FIELDS, OLDER_FIELDS)):
         print(f"warning: {path} is damaged: kept its {len(intact)} intact rows, dropped the rest", file=sys.stderr)
     return intact
 
@@ -132,8 +140,9 @@ def parsed_line(line):
 
 
 def intact_row(fields):
-    """Whether a line's fields are a row of METRIC_FIELDS: whole step and examples, numbers or blanks after."""
-    if fields is None or len(fields) != len(METRIC_FIELDS):
+    """Whether a line's fields are a row of METRIC_FIELDS (or OLDER_FIELDS): whole step and examples, numbers or
+    blanks after."""
+    if fields is None or len(fields) not in (len(METRIC_FIELDS), len(OLDER_FIELDS)):
         return False
     try:
         int(fields[0]), int(fields[1])

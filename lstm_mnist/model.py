@@ -73,6 +73,35 @@ def tf1_weights(kernel, recurrent_kernel, bias, forget_bias):
             in_layout(np.concatenate, i=bias_i, j=bias_c, f=bias_f - np.float32(forget_bias), o=bias_o))
 
 
+RECURRENT_INITS = ("cell", "orthogonal", "identity")  # config.py's recurrent_init
+
+
+def recipe_assignments(layers, recurrent_init="cell", chrono_init=0):
+    """Ops that set the layers' first weights as a recipe asks (docs/tasks.md), to run once the variables'
+    own initializers have (BasicLSTMCell's Glorot uniform kernel, zero bias); none for the cell's own:
+    - recurrent_init "orthogonal": each gate's block of the h rows of the kernel a random orthogonal
+      matrix; "identity": the candidate's (j) the identity, the gates' orthogonal (Cooijmans et al.
+      2016's LSTM);
+    - chrono_init T > 0: each forget gate's bias log U(1, T - 1), the cell's forget_bias included, and
+      the input gate's its negative (Tallec and Ollivier 2018's chrono initialization), so that the
+      cell starts out keeping its memory over time scales up to T steps."""
+    assignments = []
+    for layer in layers:
+        n, kernel, bias = layer.n_hidden, layer.kernel, layer.bias
+        if recurrent_init != "cell":
+            recurrent = {name: tf1.orthogonal_initializer()([n, n]) for name in GATE_BLOCKS}
+            if recurrent_init == "identity":
+                recurrent["j"] = tf.eye(n)
+            assignments.append(tf1.assign(kernel, tf.concat([kernel[:layer.n_input],
+                                                             in_layout(tf.concat, **recurrent)], axis=0)))
+        if chrono_init:
+            keep = tf.math.log(tf1.random_uniform([n], 1.0, chrono_init - 1.0))
+            zeros = tf.zeros([n])
+            assignments.append(tf1.assign(bias, in_layout(tf.concat, i=-keep, j=zeros, f=keep - layer.forget_bias,
+                                                          o=zeros)))
+    return assignments
+
+
 def cell_variables(layer, num_layers, n_input, n_hidden):
     """A new layer's kernel [n_input + n_hidden, 4 n_hidden] and bias [4 n_hidden], named and
     initialized as BasicLSTMCell's (Glorot uniform, zeros): the fast cell's."""
@@ -183,11 +212,13 @@ class Model:
     so that it saves every variable.
 
     `order` is the pixel order the LSTM reads (the permuted task's permutation), None for reading
-    order; `data_position`: whether checkpoints hold the training data's position (not in a
-    cluster, whose workers each read their own shard)."""
+    order; `recurrent_init` and `chrono_init` say how the LSTM's first weights differ from the cell's
+    own (recipe_assignments); `data_position`: whether checkpoints hold the training data's position
+    (not in a cluster, whose workers each read their own shard)."""
 
     def __init__(self, *, graph, x, y, sequence, weights, biases, layers, pred, cost, optimizer, correct_pred,
-                 accuracy, global_step=None, order=None, keep_checkpoints=3, data_position=True):
+                 accuracy, global_step=None, order=None, recurrent_init="cell", chrono_init=0, keep_checkpoints=3,
+                 data_position=True):
         self.graph: tf.Graph = graph
         # The tutorial's
         self.x: tf.Tensor = x  # placeholder (batch, n_steps, n_input): each image, one row per time step
@@ -216,6 +247,10 @@ class Model:
                 self.gates = tuple(layer.gates() for layer in self.layers)  # Gates, layer by layer
             self.saving = checkpoints.add_to_graph(keep_checkpoints, data_position)
             self.init = tf1.global_variables_initializer()
+            with tf.control_dependencies([self.init]):
+                recipe = recipe_assignments(self.layers, recurrent_init, chrono_init)
+            if recipe:
+                self.init = tf.group(*recipe, name="init_as_the_recipe_asks")
 
     @property
     def outputs(self):

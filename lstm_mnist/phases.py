@@ -92,3 +92,38 @@ class TrainingSpeed(Part):
     def on_test_end(self, run, session, results):
         for line in run.times.lines(run.train_seconds, run.done + 1, run.steps, self.batch_size):
             print(line)
+
+
+class Progress(Part):
+    """A line now and then on a long run: how far along it is and when it should end, from the speed
+    of its steps so far (validation and checkpoints included). A run expected to train for less than
+    LONG_S prints none: the tutorial's run, say."""
+
+    FIRST_S, EVERY_S, LONG_S = 60, 600, 300
+
+    def __init__(self, train_examples):
+        self.train_examples = train_examples
+        self.next_at = self.FIRST_S
+
+    def after_run(self, run, session, step):
+        elapsed = time.perf_counter() - run.times.started
+        if elapsed < self.next_at or step.number <= run.done + 1:
+            return
+        self.next_at = elapsed + self.EVERY_S
+        left = run.last_step - step.number
+        per_step = elapsed / (step.number - run.done)
+        if (run.last_step - run.done) * per_step < self.LONG_S:
+            return
+        ends = time.strftime("%H:%M", time.localtime(time.time() + left * per_step))
+        epochs = f"epoch {step.number * run.cfg.batch_size / self.train_examples:.1f} of " \
+                 f"{run.last_step * run.cfg.batch_size / self.train_examples:.1f}"
+        print(f"Progress: step {step.number} of {run.last_step} ({step.number / run.last_step:.0%}, {epochs}), "
+              f"{duration(elapsed)} so far, about {duration(left * per_step)} to go (ends around {ends})")
+
+
+def duration(seconds):
+    """Seconds in words: 45 s, 12 min, 3 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 
 from lstm_mnist import (
+    checkpoints,
     context,
     divergence,
     gates,
@@ -31,12 +32,12 @@ def new_run(cfg, model, mnist, resume, placement, trial=None):
 
     Order matters in two places, and the lists keep it:
     - after a step: the loss is checked before anything is saved; validation comes before the
-      metrics log, which logs it, and before the trial's report, which may stop the trial (its
-      last figure logged first); the checkpoint comes after both; the stop on a signal last,
-      once the step's checkpoint is saved.
-    - at the end: the full test set is scored before the gates (their line comes after its
-      reading line), both before the timing lines and the plots, which show what they found;
-      the closing lines come last.
+      metrics log, which logs it, before the trial's report, which may stop the trial (its last
+      figure logged first), and before the best checkpoint; the checkpoint comes after the
+      report; the stop on a signal last, once the step's checkpoints are saved.
+    - at the end: the full test set is scored before the best checkpoint and the gates (their
+      lines come after its reading line), all before the timing lines and the plots, which show
+      what they found; the closing lines come last.
     The run folder is first, so that it is closed last (the metrics log is closed before it).
     """
     if not placement.keeps_run_folder:
@@ -49,12 +50,14 @@ def new_run(cfg, model, mnist, resume, placement, trial=None):
              metrics.MetricsLog(folder.run_dir, cfg.batch_size),
              *([trial] if trial else []),
              placement.checkpoints(model, folder, mnist.train),
-             StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command)),
+             phases.Progress(mnist.train.num_examples),
              scoring.FullTestSet(mnist, folder.run_dir, cfg.plots),
+             *([checkpoints.BestCheckpoint(model, folder.run_dir, mnist)] if cfg.keep_best else []),
              *([gates.GatesLine(mnist.test, cfg.n_steps)] if cfg.plots else []),
              phases.TrainingSpeed(cfg.batch_size),
              *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
-             run_folder.ClosingLines(folder.run_dir)]
+             run_folder.ClosingLines(folder.run_dir),
+             StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command))]
     return Run(cfg, model, parts)
 
 
@@ -67,6 +70,7 @@ class Results:
     train_seconds: float
     full_test: "scoring.Score" = None  # scoring.FullTestSet: every test image
     gate_statistics: list = None  # gates.GatesLine: each layer's (3 gates, 3, n_hidden)
+    best: tuple = None  # checkpoints.BestCheckpoint: (its step, the full test set's scoring.Score there)
     phase_seconds: dict = None  # run_folder.ClosingLines: the Time line's
     run_dir: str = None  # run_folder.ClosingLines
 

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the projec
 PATH_SETTINGS = ("data_dir", "out_dir")  # saved relative to ROOT when inside it
 # What a checkpoint's step and weights mean: a resumed run cannot change these.
 FIXED_ON_RESUME = ("n_input", "n_steps", "n_hidden", "n_classes", "num_layers", "batch_size", "task",
-                   "permutation_seed")
+                   "permutation_seed", "optimizer")
 
 
 def portable_path(path):

@@ -11,6 +11,7 @@ import re
 
 from lstm_mnist import hardware, tasks
 from lstm_mnist.errors import ConfigError
+from lstm_mnist.model import RECURRENT_INITS
 
 
 class Settings:
@@ -79,6 +80,13 @@ RULES = [
     ("precision", lambda c: c.precision in ("fp32", "bf16"), '"fp32" or "bf16"'),
     ("precision", lambda c: c.precision == "fp32" or c.cell == "fast", '"fp32" with cell = "basic" (bf16 is the '
                                                                         'fast cell\'s: add --cell=fast)'),
+    ("optimizer", lambda c: c.optimizer in ("adam", "rmsprop"), '"adam" or "rmsprop"'),
+    ("rmsprop_decay", lambda c: 0 <= c.rmsprop_decay < 1, "between 0 and 1 (1 excluded)"),
+    ("rmsprop_momentum", lambda c: 0 <= c.rmsprop_momentum < 1, "between 0 and 1 (1 excluded)"),
+    ("recurrent_init", lambda c: c.recurrent_init in RECURRENT_INITS, " or ".join(f'"{name}"' for name in
+                                                                                   RECURRENT_INITS)),
+    ("chrono_init", lambda c: c.chrono_init == 0 or c.chrono_init >= 3, "0 (off) or >= 3, the longest time scale "
+                                                                         "in steps (the sequence's length: n_steps)"),
     ("intra_op_threads", lambda c: c.intra_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
     ("inter_op_threads", lambda c: c.inter_op_threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]

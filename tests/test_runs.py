@@ -149,9 +149,10 @@ def test_each_kind_of_run_has_its_list_of_parts(tmp_path, mnist):
             return [type(part).__name__ for part in run.parts], run.parts[0].run_dir
     cfg = tiny_config(tmp_path, plots=True)
     model = script.build_graph(cfg)
-    single = ["RunFolder", "DivergenceStop", "Validation", "MetricsLog", "Checkpoints", "StopOnSignal",
-              "FullTestSet", "GatesLine", "TrainingSpeed", "Plots", "ClosingLines"]
+    single = ["RunFolder", "DivergenceStop", "Validation", "MetricsLog", "Checkpoints", "Progress", "FullTestSet",
+              "GatesLine", "TrainingSpeed", "Plots", "ClosingLines", "StopOnSignal"]
     assert parts_of(cfg)[0] == single
+    assert parts_of(tiny_config(tmp_path, plots=True, keep_best=True))[0] == single[:7] + ["BestCheckpoint"] + single[7:]
     assert parts_of(tiny_config(tmp_path, plots=False))[0] == [name for name in single if name not in ("GatesLine",
                                                                                                         "Plots")]
     names, run_dir = parts_of(cfg, tuning.TrialReport(types.SimpleNamespace(number=3)))
