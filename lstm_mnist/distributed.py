@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import socket
 import sys
 import threading
@@ -86,11 +87,17 @@ def name_of(role):
 # --------------------------------------------------------------- watching
 
 class Watchdog:
-    """A thread that ends this process when the cluster around it is gone: when the launcher that
-    started it has ended (however: a second Ctrl-C, SIGHUP, SIGKILL), and, for a worker, when a
-    parameter server has refused connections for cluster_timeout. The main thread may then sit in a
-    call that no signal ends (Session.close after a lost ps): it is given `grace_s` to stop by
-    itself (SIGTERM: a checkpoint is saved after the current step), then the process exits."""
+    """A thread that ends this process when the cluster around it is gone, so that no process of a
+    cluster outlives it:
+    - the launcher that started it (launch.py) has ended, however (a second Ctrl-C, SIGHUP, SIGKILL):
+      a worker is sent SIGTERM, which stops it at its next safe point (a chief saves a checkpoint
+      after its step), a ps waits for the workers to be done; each exits cluster_timeout later if it
+      has not ended by then;
+    - for a worker, a parameter server it has reached has refused connections for half of
+      cluster_timeout: the variables are gone with it, and the main thread may sit in a call that no
+      signal ends (Session.close, in MonitoredSession's recovery), so the process says so and exits
+      at once (exit code 1), within cluster_timeout of the loss. A worker that has told the parameter
+      servers that it is done (`done`) no longer watches them."""
 
     POLL_S = 0.5
 
@@ -98,32 +105,42 @@ class Watchdog:
         self.role, self.timeout = role, cluster_timeout
         launcher = os.environ.get(LAUNCHER)
         self.launcher = int(launcher) if launcher and launcher.isdigit() and int(launcher) == os.getppid() else None
-        self.ps = role.cluster["ps"] if watch_ps else []
+        self.ps = list(role.cluster["ps"]) if watch_ps else []
         self.thread = threading.Thread(target=self.watch, name="cluster-watchdog", daemon=True)
         if self.launcher or self.ps:
             self.thread.start()
+
+    def done(self):
+        self.ps = []
+
+    def launcher_ended(self):
+        """A worker stops as on SIGTERM (the chief saves a checkpoint after its step); a ps keeps the
+        variables for them meanwhile, and ends once they are done (ParameterServer.serve). Whatever
+        has not ended cluster_timeout later exits then."""
+        worker = self.role.job == "worker"
+        print(f"{name_of(self.role)}: its launcher (pid {self.launcher}) has ended: "
+              f"{'stopping' if worker else 'ending once the workers are'}", file=sys.stderr, flush=True)
+        if worker:
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(self.timeout)
+        os._exit(128 + signal.SIGTERM)
 
     def watch(self):
         seen, refused_since = set(), {}  # a ps that has not answered yet is wait_for_ps's to wait for
         while True:
             time.sleep(self.POLL_S)
             if self.launcher and os.getppid() != self.launcher:
-                return self.end(f"{name_of(self.role)}: its launcher (pid {self.launcher}) has ended: stopping", 143)
+                self.launcher_ended()
             now = time.monotonic()
             for index, host in enumerate(self.ps):
                 if connection_refused(host) is None:
                     seen.add(index)
                     refused_since.pop(index, None)
-                elif index in seen and now - refused_since.setdefault(index, now) > self.timeout:
-                    return self.end(f"{name_of(self.role)}: the parameter server ps {index} at {host} has refused "
-                                    f"connections for {self.timeout} s (cluster_timeout): it has stopped; the chief's "
-                                    f"checkpoints are in its run folder", 1)
-
-    def end(self, line, code):
-        print(line, file=sys.stderr, flush=True)
-        os.kill(os.getpid(), 15)  # SIGTERM: the process stops at its next safe point
-        time.sleep(self.timeout)
-        os._exit(code)
+                elif index in seen and now - refused_since.setdefault(index, now) > self.timeout / 2:
+                    print(f"error: {name_of(self.role)}: the parameter server ps {index} at {host} has refused "
+                          f"connections for {self.timeout / 2:g} s: it has ended, and the variables with it; the "
+                          f"chief's checkpoints are in its run folder", file=sys.stderr, flush=True)
+                    os._exit(1)
 
 
 def connection_refused(host):
@@ -330,6 +347,7 @@ class Worker:
     def tell_the_ps_done(self):
         """Put this worker's index in every ps's done queue. Best effort, bounded by cluster_timeout:
         a ps that is gone has nothing left to wait for."""
+        self.watchdog.done()  # a ps that ends once the workers are done is no loss
         cluster, timeout = self.role.cluster, self.cfg.cluster_timeout
         with tf.Graph().as_default():
             enqueues = [done_queue(i, len(cluster["worker"])).enqueue(self.role.index)

@@ -22,7 +22,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a Ctrl-C, a kill, th
 
 def run_local_cluster(spec, argv, script_path, cluster_timeout):
     """Start PS parameter servers and WORKERS workers of this script on 127.0.0.1 (free ports),
-    pass them the rest of the command line, and wait for all; returns the exit code."""
+    pass them the rest of the command line, and wait for all; returns the exit code: 128 + the
+    signal that stopped the cluster, else its processes' (exit_code)."""
     match = re.fullmatch(r"(\d+),(\d+)", spec)
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise ConfigError(f"--local_cluster={spec}: expected PS,WORKERS with at least one of each, like 1,2")
@@ -33,7 +34,9 @@ def run_local_cluster(spec, argv, script_path, cluster_timeout):
     environment = {**os.environ, LAUNCHER: str(os.getpid())}
     processes = {name: subprocess.Popen(command, process_group=0, env=environment)
                  for name, command in commands.items()}
-    return exit_code(LocalCluster(processes, cluster_timeout + MARGIN_S).wait())
+    cluster = LocalCluster(processes, cluster_timeout + MARGIN_S)
+    codes = cluster.wait()
+    return 128 + cluster.first_signal if cluster.first_signal else exit_code(codes)
 
 
 def exit_code(codes):
@@ -71,7 +74,7 @@ class LocalCluster:
 
     def __init__(self, processes, follow_s):
         self.processes, self.follow_s = processes, follow_s  # {name: Popen}
-        self.deadline = self.signals = None
+        self.deadline = self.signals = self.first_signal = None
 
     def wait(self):
         """{name: exit code} once every process has ended."""
@@ -107,6 +110,7 @@ class LocalCluster:
 
     def signalled(self, signum, frame):
         self.signals = (self.signals or 0) + 1
+        self.first_signal = self.first_signal or signum
         if self.signals > 1:
             for process in self.running().values():
                 process.kill()

@@ -1,4 +1,5 @@
 """Beyond one machine: real ps and worker processes on 127.0.0.1, each bounded in time."""
+import contextlib
 import json
 import os
 import re
@@ -226,6 +227,19 @@ def launched_cluster(*args):
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
 
 
+def cluster_at_line(pattern, *args):
+    """(launcher, its stdout up to the first line that matches `pattern`) of a launched cluster; started again
+    once if a free port was taken meanwhile (the cluster then ends at once, saying so)."""
+    for attempt in range(2):
+        launcher = launched_cluster(*args)
+        try:
+            return launcher, wait_for_line(launcher, pattern)
+        except AssertionError:
+            err = launcher.communicate(timeout=LIMIT_S)[1]
+            if attempt or "cannot listen" not in err:
+                raise AssertionError(f"the cluster ended before printing {pattern!r}: {err}") from None
+
+
 def pid_of(launcher, name):
     """The pid of the launcher's process `name` ("worker 1"), from its command line."""
     job, index = name.split()
@@ -309,3 +323,94 @@ def test_sigterm_to_the_launcher_ends_a_cluster_whose_step_is_blocked(tmp_path):
     # The chief is blocked in its step, and stopped too; unless worker 1's gradient for that step was already on its
     # way, and then the chief honours the signal itself, with its checkpoint.
     assert "worker 0" in stopping.group(1) or re.search(r"^Interrupted by SIGTERM after Iter \d+ ", err, re.M), err
+
+
+def cluster_pids(launcher):
+    """The pids of the launcher's ps and workers."""
+    return [pid_of(launcher, name) for name in ("ps 0", "worker 0", "worker 1")]
+
+
+def alive(pid):
+    """Whether `pid` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_ended(pids, limit_s):
+    """The seconds until every process of `pids` has ended; fails the test past `limit_s`."""
+    started = time.monotonic()
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() - started > limit_s:
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            pytest.fail(f"still running {limit_s} s later: {[pid for pid in pids if alive(pid)]}")
+        time.sleep(0.2)  # a poll of /proc, not a wait for readiness
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["two Ctrl-C", "SIGHUP", "SIGKILL"])
+def test_no_process_of_a_local_cluster_outlives_its_launcher(tmp_path, ending):
+    launcher, _ = cluster_at_line(r"^\[worker 1\] Iter 1000,", "--local_cluster=1,2", "--cluster_timeout=10",
+                                  "--training_iters=1000000", f"--out_dir={tmp_path}")
+    pids = cluster_pids(launcher)
+    if ending == "two Ctrl-C":  # a second one 0.3 s after the first: the launcher quits at once, its cluster with it
+        launcher.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the gap between two key presses, not a wait for readiness
+        launcher.send_signal(signal.SIGINT)
+    else:
+        launcher.send_signal(getattr(signal, ending))
+    code, _, err = finished(launcher, 30)
+    assert code == {"two Ctrl-C": 130, "SIGHUP": 129, "SIGKILL": -9}[ending] or (ending == "SIGHUP" and code != 0), err
+    assert wait_until_ended(pids, 2 * 10) < 2 * 10  # twice cluster_timeout
+    if ending == "SIGKILL":
+        (run_dir,) = [str(p) for p in tmp_path.iterdir()]  # the chief stopped after a step, with a checkpoint
+        assert checkpoints.latest_checkpoint(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sync", [False, True])
+def test_a_lost_ps_ends_the_workers_started_by_hand_within_the_timeout_in_one_line(tmp_path, sync):
+    hosts, commands = launch.cluster_commands(1, 2, ["--plots=0", "--cluster_timeout=10", "--training_iters=1000000",
+                                                     f"--sync_replicas={sync}", f"--out_dir={tmp_path}"], SCRIPT)
+    processes = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                 for name, command in commands.items()}
+    try:
+        wait_for_line(processes["worker 1"], r"^\[worker 1\] Iter ")
+        processes["ps 0"].kill()
+        killed_at = time.monotonic()
+        ends = {name: finished(processes[name], 30) for name in ("worker 0", "worker 1")}
+        assert time.monotonic() - killed_at < 10  # cluster_timeout
+    finally:
+        for process in processes.values():
+            process.kill()
+    for name, (code, _, err) in ends.items():
+        said = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert code == 1 and said == [f"error: {name}: the parameter server ps 0 at {hosts['ps'][0]} has refused "
+                                      f"connections for 5 s: it has ended, and the variables with it; the chief's "
+                                      f"checkpoints are in its run folder"], err
+
+
+@pytest.mark.slow
+def test_a_worker_whose_settings_differ_from_the_chiefs_refuses_in_one_line(tmp_path):
+    hosts, commands = launch.cluster_commands(1, 2, ["--plots=0", "--cluster_timeout=30", "--training_iters=2000",
+                                                     f"--out_dir={tmp_path}"], SCRIPT)
+    commands["worker 1"] += ["--n_hidden=64", "--learning_rate=0.01"]
+    processes = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                 for name, command in commands.items()}
+    try:
+        code, out, err = finished(processes["worker 1"], LIMIT_S)
+        chief = finished(processes["worker 0"], LIMIT_S)
+        finished(processes["ps 0"], LIMIT_S)
+    finally:
+        for process in processes.values():
+            process.kill()
+    assert code == 2 and "Iter" not in out
+    assert err.splitlines()[-1] == ("error: worker 1: its settings differ from the chief's: n_hidden = 64 here, 128 in "
+                                    "the chief's; learning_rate = 0.01 here, 0.001 in the chief's; start every process "
+                                    "of a cluster with the same settings")
+    assert chief[0] == 0 and "Optimization Finished!" in chief[1]  # asynchronous: the chief trains on alone
