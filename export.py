@@ -19,12 +19,13 @@ needs nothing of this project to be used: TensorFlow 2's `tf.saved_model.load`,
                      with num_layers > 1, those of the bottom layer, and write_layer2, ... for the others
 """
 import contextlib
+import errno
 import os
 import shutil
 
 import predict
 import train_lstm_mnist as script
-from lstm_mnist import checkpoints, context, entry_point, errors, keras_bridge, saved_run
+from lstm_mnist import checkpoints, context, entry_point, errors, keras_bridge, saved_run, tasks
 from lstm_mnist.model import Gates, keras_weights, tf1_weights
 from lstm_mnist.tf_setup import tf, tf1
 
@@ -98,21 +99,51 @@ def export(cfg, checkpoint, out, tflite=False, keras=False):
 @contextlib.contextmanager
 def written_whole(out, kind, doing):
     """The folder to build `out` in: a temporary name beside it, renamed to `out` when the block ends,
-    removed if it fails, so `out` is whole or not there. A failure to write is one line naming `kind`
-    (what `out` is); a signal stops it saying what `doing` leaves."""
+    removed if it fails, so `out` is whole or not there; OUT's parent folders are made where missing
+    (and removed again if it fails). A failure to write is one line naming `kind` (what `out` is); a
+    signal stops it saying what `doing` leaves."""
+    out = os.path.abspath(out)
     refuse_a_users_folder(out)
-    building = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
+    made = missing_folders(os.path.dirname(out))
+    building = f"{out}.partial-{os.getpid()}"
     context.now(f"while {doing}: nothing is left at {out}, the run is untouched")
     try:
+        for folder in made:
+            os.mkdir(folder)
         yield building
         context.check()
-        os.replace(building, out)
+        publish(building, out)
+        made = []
     except (OSError, tf.errors.OpError) as e:
         context.check()  # a Ctrl-C also ends Keras's process (keras_bridge): that failure is the stop's
         raise errors.cannot_write(f"{kind} {out}", checkpoints.error_text(e), "then try again (nothing was left "
                                   "there)") from e
     finally:
         shutil.rmtree(building, ignore_errors=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def missing_folders(folder):
+    """The folders that `folder` needs made, the outermost first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing[::-1]
+
+
+def publish(building, out):
+    """`building` renamed to `out`, which another process may have written meanwhile (the same command twice at
+    once): then a ConfigError, and `out` stays the other's."""
+    try:
+        os.replace(building, out)
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise errors.ConfigError(f"{out}: written meanwhile by another process (the same command twice at once?); "
+                                 f"it is left as that one wrote it: give a new path") from None
 
 
 def write_keras(cfg, sess, model, path):
@@ -121,7 +152,7 @@ def write_keras(cfg, sess, model, path):
     *cells, readout, readout_bias = sess.run(model.variables)
     lstm = [weights for layer, kernel, bias in zip(model.layers, cells[::2], cells[1::2], strict=True)
             for weights in keras_weights(kernel, bias, layer.n_input, cfg.forget_bias)]
-    keras_bridge.write_keras_model(keras_bridge.sizes(cfg), [*lstm, readout, readout_bias], path)
+    keras_bridge.write_keras_model(keras_bridge.sizes(cfg, model.order), [*lstm, readout, readout_bias], path)
 
 
 def run_from_keras(cfg, keras_path, out):
@@ -129,14 +160,16 @@ def run_from_keras(cfg, keras_path, out):
     as a run folder `out` with its settings and a checkpoint of step 0, which predict.py, serve.py,
     export.py and --resume take as any run's. Written whole or not at all (written_whole). Returns `out`."""
     with written_whole(out, "the run folder", f"converting {keras_path}") as building:
-        weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg), f"{building}.weights.npz")
+        os.mkdir(building)
+        handed_over = os.path.join(building, "keras-weights.npz")  # removed once read
+        weights = keras_bridge.read_keras_model(keras_path, keras_bridge.sizes(cfg, tasks.pixel_order(cfg)),
+                                                handed_over)
         *lstm, readout, readout_bias = weights
         cells = [array for k in range(0, len(lstm), 3) for array in tf1_weights(*lstm[k:k + 3], cfg.forget_bias)]
         model = script.build_graph(cfg)
         with script.session(cfg, model) as sess, model.graph.as_default():
             for variable, value in zip(model.variables, [*cells, readout, readout_bias], strict=True):
                 variable.load(value, sess)
-            os.makedirs(building)
             saved_run.save_settings(building, cfg, then="then convert again")
             checkpoint = model.saving.saver.save(sess, os.path.join(building, checkpoints.CHECKPOINT_NAME),
                                                       global_step=0, write_meta_graph=False)
@@ -195,6 +228,9 @@ def add_arguments(parser):
 def export_from_command_line(overrides, arguments):
     if arguments.model.endswith(".keras"):
         return convert_from_keras(overrides, arguments)
+    if arguments.model.endswith((".h5", ".hdf5")):
+        raise errors.ConfigError(f"{arguments.model}: a Keras 2 HDF5 file; the way back takes a Keras 3 .keras file: "
+                                 f"load it with Keras 2 (tf.keras) and save it again as MODEL.keras")
     cfg, checkpoint = saved_run.open_saved_run(arguments.model, overrides, script.SETTINGS)
     out = arguments.out or os.path.join(os.path.dirname(checkpoint), EXPORT_NAME)
     export(cfg, checkpoint, out, arguments.tflite, arguments.keras)

@@ -41,6 +41,7 @@ DEFAULT_STUDY = "sweep"
 POLL_S = 0.2  # how often the sweep looks at its running trials
 ENDED = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 RESUME_SWEEP = "run the same command again to continue the study"
+UNRECORDED = "the next sweep on this machine records it as failed"  # a trial whose end the study could not take
 
 
 # ------------------------------------------------------------------ the study
@@ -171,7 +172,7 @@ def run_one_trial(arguments, overrides):
         if not is_storage_error(e):
             raise
         print(f"Trial {trial.number}: {ENDED[state]}, but could not be recorded ({first_line(root_cause(e))}); "
-              f"the next sweep on this machine records it as failed", flush=True)
+              f"{UNRECORDED}", flush=True)
         return 1
     reached = "" if state == "FAIL" else f", validation accuracy {attrs['validation_accuracy']:.5f} at step " \
                                          f"{attrs['steps']}"
@@ -292,7 +293,8 @@ def run_trials(arguments, overrides, sweep_dir, study):
 
 def finished(study, child):
     """Print how a trial ended, and fail it in the study if its process died before saying;
-    returns its state's name (FAIL for a process that had no trial)."""
+    returns its state's name (FAIL for a process that had no trial, UNRECORDED for a trial whose end
+    the study could not take)."""
     number = child.trial_number()
     child.log.close()
     if number is None:
@@ -315,9 +317,10 @@ def finished(study, child):
         said = child.last_line()  # as a rule the trial's own "Trial N: ..." line
         if not said.startswith(f"Trial {number}:"):
             said = f"Trial {number}: {said}"
-        print(f"{said}; the study could not be read or written ({first_line(root_cause(e))}); the next sweep on "
-              f"this machine records the trial as failed")
-        return "FAIL"
+        if UNRECORDED not in said:  # the trial's process said so itself, or it is said here
+            said += f"; the study could not be read or written ({first_line(root_cause(e))}); {UNRECORDED}"
+        print(said)
+        return "UNRECORDED"
     print(child.last_line())
     return trial.state.name if trial is not None else "FAIL"
 
@@ -368,7 +371,8 @@ def write_plots(study, sweep_dir):
                 print(f"warning: could not write {name} in {sweep_dir} ({e.strerror or e})", file=sys.stderr)
                 continue
             written.append(name)
-    print(f"Plots: {', '.join(written) or 'none yet (no complete trial)'} in {sweep_dir}")
+    nothing = "none written (see the warnings above)" if plots else "none yet (no complete trial)"
+    print(f"Plots: {', '.join(written) or nothing} in {sweep_dir}")
 
 
 # ------------------------------------------------------------------ main
@@ -425,6 +429,10 @@ def sweep(overrides, arguments):
             context.now(f"while reporting: no trial runs, every trial is recorded in the study; {RESUME_SWEEP}")
             report(study, space, sweep_dir)
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(sweep_dir)} (the HParams tab)")
+    if "UNRECORDED" in ended:
+        raise errors.TrainingError(f"the study in {arguments.storage} could not take how {ended.count('UNRECORDED')} "
+                                   f"trial(s) ended (a full disk?): free some space (or make it writable), then "
+                                   f"{RESUME_SWEEP}: the next sweep on this machine records them as failed")
     if ended and set(ended) == {"FAIL"}:
         raise errors.TrainingError(f"every trial of this sweep failed ({len(ended)}); why is in the table "
                                    f"above and in {os.path.join(sweep_dir, 'trial-*.log')}; once that is "

@@ -286,6 +286,7 @@ def test_a_killed_worker_ends_the_others_within_the_timeout_in_one_line_each(tmp
     assert time.monotonic() - killed_at < 10 + 10  # the chief's step deadline, then the ps's, at once
     assert code == 1, err
     assert "Traceback" not in err
+    assert "Local cluster: worker 1 ended by SIGKILL; the others follow within cluster_timeout" in err.splitlines()
     (run_dir,) = [str(p) for p in tmp_path.iterdir()]
     last = checkpoints.latest_checkpoint(run_dir)
     assert last and os.path.exists(last + ".index")

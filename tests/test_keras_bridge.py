@@ -1,6 +1,7 @@
 """The bridge to TF2: a TF1 checkpoint as a Keras 3 model file, with the same answers, checked by Keras alone."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,12 +9,13 @@ import time
 
 import numpy as np
 import pytest
-from helpers import SETTINGS, assert_one_line_error, fill
+from helpers import SETTINGS, assert_one_line_error, fill, tiny_checkpoint
 
 import export
 import predict
 import serve
-from lstm_mnist import images, model, saved_run
+from lstm_mnist import errors, images, model, saved_run
+from lstm_mnist.tf_setup import tf
 
 # Run in a fresh process, in another folder: Keras 3 and TensorFlow alone, none of this project's modules.
 # Its arguments: the images, the labels, then a model file and the folder for its answers, for each model.
@@ -26,7 +28,11 @@ images, labels = np.load(images_path), np.load(labels_path)
 said = {}
 for model_path, out in zip(models[::2], models[1::2], strict=True):
     model = keras.saving.load_model(model_path)
-    np.save(out + "/probabilities.npy", model.predict(images, batch_size=1000, verbose=0))
+    shaped = images.reshape((-1, *model.inputs[0].shape[1:]))  # a permuted run's model reads 784 steps of 1 pixel
+    np.save(out + "/probabilities.npy", model.predict(shaped, batch_size=1000, verbose=0))
+    said[out] = {"layers": [layer.__class__.__name__ for layer in model.layers]}
+    if shaped.shape != images.shape:
+        continue
     lstm = model.get_layer("lstm")
     every_row = keras.layers.LSTM(lstm.units, return_sequences=True)
     every_row.build((None, *images.shape[1:]))
@@ -39,8 +45,7 @@ for model_path, out in zip(models[::2], models[1::2], strict=True):
     # is the run's.
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="categorical_crossentropy")
     first_step = model.train_on_batch(images[:100], labels[:100])
-    said[out] = {"loss": float(loss), "first_step_loss": float(first_step),
-                 "layers": [layer.__class__.__name__ for layer in model.layers]}
+    said[out].update(loss=float(loss), first_step_loss=float(first_step))
 print(json.dumps(said))
 """
 
@@ -72,6 +77,12 @@ np.save(out + "/digit.npy", model.predict(digit, verbose=0))
 def refused(*layers, num_layers=1):
     return keras_bridge.refusal(keras.Sequential([keras.Input((28, 28)), *layers]), 28, 28, 8, 10, num_layers)
 stacked = [keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8), keras.layers.Dense(10)]
+diverged = keras.models.clone_model(model)
+diverged.set_weights(model.get_weights())
+kernel, *rest = diverged.get_layer(index=1).get_weights()
+diverged.get_layer(index=1).set_weights([np.where(np.arange(kernel.size).reshape(kernel.shape) == 7, np.nan, kernel),
+                                      *rest])
+diverged.save(out + "/diverged.keras")
 print(json.dumps({"trained": keras_bridge.refusal(model, 28, 28, 8, 10),
     "GRU": refused(keras.layers.GRU(8), keras.layers.Dense(10)),
     "stacked": refused(keras.layers.LSTM(8, return_sequences=True), keras.layers.LSTM(8), keras.layers.Dense(10)),
@@ -99,14 +110,15 @@ def keras_alone(script, *arguments, cwd, project=False):
 
 
 @pytest.fixture(scope="module")
-def converted(tiny_run, stacked_run, tmp_path_factory):
+def converted(tiny_run, stacked_run, permuted_run, tmp_path_factory):
     """The tiny run exported with --keras, as it is (basic cell) and rebuilt with the fast cell; the stacked
-    run with each cell."""
+    run with the fast cell; the permuted run."""
     folder = tmp_path_factory.mktemp("keras")
     run_dir = tiny_run[1].run_dir
     assert export.main([run_dir, str(folder / "basic"), "--keras"]) == 0
     assert export.main([run_dir, str(folder / "fast"), "--cell=fast", "--keras"]) == 0
     assert export.main([stacked_run[1].run_dir, str(folder / "stacked-fast"), "--cell=fast", "--keras"]) == 0
+    assert export.main([permuted_run[1], str(folder / "permuted"), "--keras"]) == 0
     return folder
 
 
@@ -135,18 +147,26 @@ def test_the_weights_move_to_keras_gate_blocks_reordered_and_the_forget_bias_fol
 
 
 @pytest.mark.slow
-def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted, tiny_run, stacked_run, mnist,
-                                                                     tmp_path):
+def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted, tiny_run, stacked_run,
+                                                                     permuted_run, mnist, tmp_path):
     images, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "labels.npy", labels)
-    cells = ("basic", "fast", "stacked-fast")
+    cells = ("basic", "fast", "stacked-fast", "permuted")
     for cell in cells:
         (tmp_path / cell).mkdir()
     answers = keras_alone(KERAS_ALONE, tmp_path / "images.npy", tmp_path / "labels.npy",
                           *[path for cell in cells for path in (converted / cell / export.KERAS_NAME, tmp_path / cell)],
                           cwd=tmp_path)  # one Keras process for both models: its start-up is most of its time
-    for cell in cells:
+    # A permuted run's model reads the images as its SavedModel does, in reading order, with its permutation inside.
+    out, said = tmp_path / "permuted", answers.pop(str(tmp_path / "permuted"))
+    assert said["layers"] == ["InputLayer", "Flatten", "Dense", "Reshape", "LSTM", "Dense", "Softmax"]
+    cfg, checkpoint = permuted_run
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        probabilities = sess.run(model.probabilities, model.feed(images[:1000]))
+    np.testing.assert_allclose(np.load(out / "probabilities.npy")[:1000], probabilities, rtol=0, atol=1e-5)
+    for cell in cells[:-1]:
         out, said = tmp_path / cell, answers[str(tmp_path / cell)]
         run = stacked_run if cell.startswith("stacked") else tiny_run
         assert said["layers"] == ["InputLayer", *["LSTM"] * run[0].num_layers, "Dense", "Softmax"]
@@ -249,7 +269,7 @@ def test_a_keras_model_the_bridge_cannot_take_is_one_line_and_leaves_nothing(tra
     (tmp_path / "damaged.keras").write_bytes(source.read_bytes()[:300])
     assert export.main(arguments) == 2
     said = capsys.readouterr().err.strip().splitlines()
-    expected = {"other units": "its LSTM has 8 units", "damaged": "cannot read this Keras model",
+    expected = {"other units": "its LSTM has 8 units", "damaged": "it is a damaged .keras file",
                 "missing": "no such Keras model file", "out exists": "exists and is not an empty folder"}[problem]
     assert len(said) == 1 and expected in said[0], said
     assert os.listdir(tmp_path) == ["damaged.keras"]  # no run folder, nothing half-written
@@ -282,3 +302,54 @@ def test_ctrl_c_while_keras_writes_its_model_is_the_stop_and_leaves_nothing(tiny
     stopped = f"Interrupted by SIGINT while exporting: nothing is left at {out}, the run is untouched"
     assert err.strip().splitlines()[-1] == stopped
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_paths_are_the_users_from_another_folder_and_nothing_is_written_in_the_checkout(tiny_run, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a folder outside the checkout, with paths relative to it
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the user's: Keras's process runs on TensorFlow whatever it says
+    shutil.copytree(tiny_run[1].run_dir, "run")
+    before = sorted(os.listdir(saved_run.ROOT))
+    assert export.main(["run", "exported/here", "--keras"]) == 0  # exported/ does not exist yet
+    assert export.main(["exported/here/model.keras", "back/again"]) == 0  # nor back/
+    assert sorted(os.listdir(saved_run.ROOT)) == before
+    assert sorted(os.listdir(tmp_path)) == ["back", "exported", "run"] and os.listdir("back") == ["again"]
+    cfg, checkpoint = saved_run.open_saved_run("back/again", {}, SETTINGS)
+    sess, model = predict.restored_session(cfg, checkpoint)
+    with sess:
+        kernel = sess.run(model.layers[0].kernel)
+    np.testing.assert_array_equal(kernel, tf.train.load_checkpoint(tiny_checkpoint(tiny_run)).get_tensor(
+        "rnn/basic_lstm_cell/kernel"))
+
+
+@pytest.mark.parametrize("name,contents,words", [
+    ("empty.keras", b"", "it is empty"),
+    ("text.keras", b"a text, not a model", "it is not a .keras file"),
+    ("cut.keras", "cut", "it is a damaged .keras file (its zip archive has no end"),
+    ("old.keras", b"\x89HDF\r\n\x1a\n" + bytes(100), "it is a Keras 2 HDF5 file"),
+    ("old.h5", b"\x89HDF\r\n\x1a\n" + bytes(100), "a Keras 2 HDF5 file; the way back takes a Keras 3 .keras file"),
+    ("diverged.keras", None, "its weights are not all finite (NaN or infinity)"),
+])
+def test_a_file_that_is_no_keras_model_for_the_bridge_is_bad_input_in_one_line(trained_in_keras, tmp_path, capsys,
+                                                                             name, contents, words):
+    path = tmp_path / name
+    if contents == "cut":
+        path.write_bytes(trained_in_keras[1].read_bytes()[:2000])
+    elif contents is None:
+        path = trained_in_keras[1].parent / name
+    else:
+        path.write_bytes(contents)
+    assert export.main([str(path), str(tmp_path / "out"), "--n_hidden=8"]) == 2
+    assert_one_line_error(capsys.readouterr().err, words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_same_out_written_by_another_process_meanwhile_is_theirs_and_one_line(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(errors.ConfigError, match="written meanwhile by another process"):
+        with export.written_whole(str(out), "the run folder", "converting") as building:
+            os.mkdir(building)
+            (tmp_path / "out").mkdir()
+            (out / "theirs").write_text("the other conversion's")
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(out) == ["theirs"]

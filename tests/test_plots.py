@@ -50,3 +50,12 @@ def test_a_full_disk_at_the_plots_is_a_warning_and_the_run_is_kept(mnist, tmp_pa
                    f"the model, metrics and events are saved\n")
     assert out.splitlines()[-1] == f"Run folder: {results.run_dir}"
     assert not [name for name in os.listdir(results.run_dir) if name.endswith((".png", ".tmp"))]
+
+
+def test_the_gates_picture_of_a_pixel_task_speaks_of_pixels_and_names_its_layer():
+    rng = np.random.RandomState(0)
+    digit_gates = {name: rng.rand(1, 784, 4) for name in ("write", "keep", "read", "cell")}
+    fig = plots.gates_figure(np.zeros((1, 784)), digit_gates, rng.rand(3, 3, 4), [7], layer=2, num_layers=2)
+    assert fig._suptitle.get_text() == ("The gates as the LSTM (layer 2 of 2) reads: what it writes to its cell, "
+                                        "keeps and reads, pixel by pixel")
+    assert fig.axes[-1].get_xlabel() == "pixel read"

@@ -1,4 +1,5 @@
 """predict.py: a saved model scored, or the digit in an image classified."""
+import json
 import os
 import signal
 
@@ -97,3 +98,15 @@ def test_one_unreadable_image_among_several_is_one_line_and_nothing_is_predicted
                               main=predict.main)
     assert code == 2 and out == ""
     assert_one_line_error(err, "bad.png: cannot read this image")
+
+
+@pytest.mark.parametrize("key,value,words", [("permutation_seed", -5, "permutation_seed = -5 is not allowed"),
+                                             ("task", "bogus", 'task = bogus is not allowed')])
+def test_a_config_json_edited_by_hand_is_one_line_naming_it(tiny_run_copy, capsys, key, value, words):
+    path = os.path.join(tiny_run_copy, "config.json")
+    record = json.load(open(path))
+    record["config"][key] = value
+    json.dump(record, open(path, "w"))
+    code, out, err = run_main(capsys, tiny_run_copy, main=predict.main)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, f"{path}: {words}", "correct it there, or give the value as --name=value")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 from helpers import ROOT, SETTINGS, assert_one_line_error, run_main
@@ -373,3 +374,41 @@ def test_a_sweep_on_a_full_disk_fails_its_trial_in_one_line_and_leaves_nothing_r
     assert err.splitlines()[-1].startswith("error: every trial of this sweep failed (1)")
     assert err.splitlines()[-1].endswith("run the same command again to continue the study")
     assert [t.state.name for t in sweep.open_study("sweep", storage, create=False).get_trials()] == ["FAIL"]
+
+
+class FullStudy:
+    """A study whose storage cannot be read or written (its disk is full)."""
+
+    def get_trials(self, deepcopy=False, states=None):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_trial_the_study_could_not_record_is_said_once_and_fails_the_sweep(tmp_path, capsys, monkeypatch):
+    gone = f"Trial 4: Traceback ... killed; the study could not be read or written ([Errno 28] No space left on " \
+           f"device); {sweep.UNRECORDED}"
+    for said, printed in ((f"Trial 4: complete, but could not be recorded (disk I/O error); {sweep.UNRECORDED}", None),
+                          ("Traceback ... killed", gone)):
+        log = tmp_path / "launch-1.log"  # renamed trial-0004.log once read
+        log.write_text(f"Trial 4: asked\n{said}\n")
+        child = sweep.Child.__new__(sweep.Child)  # a trial process that has ended
+        child.log_path, child.log, child.process = str(log), open(log), types.SimpleNamespace(returncode=1)
+        assert sweep.finished(FullStudy(), child) == "UNRECORDED"
+        assert capsys.readouterr().out == (printed or said) + "\n"  # the clause said once
+    monkeypatch.setattr(sweep, "run_trials", lambda *args: ["COMPLETE", "UNRECORDED"])
+    monkeypatch.setattr(sweep, "report", lambda *args: None)
+    code, _, err = run_main(capsys, "--trials=2", f"--out_dir={tmp_path}", main=sweep.main)
+    assert code == 1
+    assert_one_line_error(err, "could not take how 1 trial(s) ended (a full disk?): free some space",
+                          "the next sweep on this machine records them as failed")
+
+
+def test_plots_that_could_not_be_written_are_not_said_missing_for_want_of_trials(tmp_path, capsys, monkeypatch):
+    study = sweep.open_study("plots", f"sqlite:///{tmp_path / 'study.db'}")
+    for value in (0.1, 0.2):
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-2)
+        study.tell(trial, value)
+    monkeypatch.setattr(sweep, "replaced_atomically", lambda *args: open(tmp_path / "no" / "such" / "folder", "wb"))
+    sweep.write_plots(study, str(tmp_path))
+    out = capsys.readouterr().out
+    assert out == f"Plots: none written (see the warnings above) in {tmp_path}\n"
