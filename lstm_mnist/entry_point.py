@@ -1,10 +1,11 @@
-"""How every entry point runs: its command line read first (before TensorFlow is imported), its work
-done in an open context (context.py) whose signals it handles, and what a user can cause reported
-as one line on stderr and an exit code (errors.py)."""
+"""How every entry point runs: its command line read first (a mistake in it is refused before
+TensorFlow's import, seconds), TensorFlow imported, its work done in an open context (context.py)
+whose signals it handles, and what a user can cause reported as one line on stderr and an exit
+code (errors.py)."""
 import gc
 import sys
 
-from lstm_mnist import command_line, context, signals
+from lstm_mnist import command_line, context, signals, tf_setup
 from lstm_mnist.errors import BadInput, Interrupted, TrainingError
 
 
@@ -15,7 +16,8 @@ def run(argv, doc, add_arguments, settings, work):
     sys.stdout.reconfigure(line_buffering=True)  # show progress live through pipes too
     try:
         overrides, arguments = command_line.parse(argv, doc.split("\n\n")[0], add_arguments, settings)
-        with signals.handled() as stops, context.opened(stops):
+        tf_setup.tensorflow()  # once the command line is good: its seconds before the work, not in its midst
+        with signals.handled() as requests, context.opened(requests):
             code = work(overrides, arguments)
             context.check()  # a signal in the last phase, after its last check
     except BadInput as e:

@@ -49,20 +49,20 @@ def stop_after_the_step(cfg):
     The loop reads `.requested` after each step and ends there; a second press interrupts at once
     (and the kernel, with the notebook's state, stays). A loss that says training diverged ends
     it too, as in the script."""
-    with signals.handled(in_a_kernel=True) as stops:
-        stops.defer()
-        yield TrainingStop(stops, cfg)
+    with signals.handled(in_a_kernel=True) as requests:
+        requests.defer()
+        yield TrainingStop(requests, cfg)
 
 
 class TrainingStop:
     """Why the training cell's loop ends before its last step: the stop button or a diverged loss."""
 
-    def __init__(self, stops, cfg):
-        self.stops, self.cfg, self.diverged = stops, cfg, None
+    def __init__(self, requests, cfg):
+        self.requests, self.cfg, self.diverged = requests, cfg, None
 
     @property
     def requested(self):
-        return bool(self.stops.requested or self.diverged)
+        return bool(self.requests.requested or self.diverged)
 
     def check_loss(self, loss, step):
         """End the loop after this step if `loss` says training diverged (divergence.divergence)."""
@@ -75,7 +75,7 @@ class TrainingStop:
         if self.diverged:
             return (f"Training diverged: {self.diverged}; lower learning_rate (now {self.cfg.learning_rate}) "
                     f"and run this cell again")
-        if self.stops.requested:
+        if self.requests.requested:
             return (f"Interrupted after Iter {step * self.cfg.batch_size} (step {step}): `sess` holds the model "
                     f"as trained so far, and the cells below use it")
         return "Optimization Finished!"

@@ -66,11 +66,11 @@ def handled(in_a_kernel=False):
     quits at once. In a Jupyter kernel (`in_a_kernel`) a second SIGINT interrupts instead
     (KeyboardInterrupt), as the stop button always does there: quitting would end the kernel and
     lose the notebook's state."""
-    stops = StopRequests(second=signal.default_int_handler if in_a_kernel else signal.SIG_DFL)
-    previous = {sig: signal.signal(sig, stops.handle) for sig in SIGNALS}
+    requests = StopRequests(second=signal.default_int_handler if in_a_kernel else signal.SIG_DFL)
+    previous = {sig: signal.signal(sig, requests.handle) for sig in SIGNALS}
     watcher = None if in_a_kernel else SecondSignalWatcher()
     try:
-        yield stops
+        yield requests
     finally:
         if watcher:
             watcher.close()

@@ -1,4 +1,4 @@
-"""Signals: what SIGINT and SIGTERM do, phase by phase, in real processes."""
+"""Signals: what SIGINT and SIGTERM do, phase by phase, in real processes (signals.py, entry_point.py)."""
 import os
 import re
 import signal
