@@ -92,7 +92,8 @@ def recipe_assignments(layers, recurrent_init="cell", chrono_init=0):
             recurrent = {name: tf1.orthogonal_initializer()([n, n]) for name in GATE_BLOCKS}
             if recurrent_init == "identity":
                 recurrent["j"] = tf.eye(n)
-            assignments.append(tf1.assign(kernel, tf.concat([kernel[:layer.n_input],
+            # read_value: a read made here, after the initializers (a variable's cached read would race them)
+            assignments.append(tf1.assign(kernel, tf.concat([kernel.read_value()[:layer.n_input],
                                                              in_layout(tf.concat, **recurrent)], axis=0)))
         if chrono_init:
             keep = tf.math.log(tf1.random_uniform([n], 1.0, chrono_init - 1.0))

@@ -37,7 +37,7 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **s
                                    {"n_steps": 49, "n_input": 16, "n_hidden": 8}],  # a loop of 7 chunks of 7
                          ids=["28 steps", "28 steps, 2 layers", "784 steps, 2 layers", "49 steps"])
 def test_fast_cell_matches_basic_cell_forward_and_backward(mnist, sizes):
-    batch_x, batch_y = mnist.train.next_batch(20 if sizes.get("n_steps") == 784 else 100)
+    batch_x, batch_y = mnist.train.next_batch(10 if sizes.get("n_steps") == 784 else 100)
     weights, _, _ = outputs_and_gradients("basic", None, batch_x, batch_y, **sizes)  # the initial weights
     weights[3] = np.random.RandomState(0).normal(0, 0.5, weights[3].shape).astype(np.float32)  # a non-zero bias
     _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y, **sizes)
