@@ -353,7 +353,7 @@ def wait_until_ended(pids, limit_s):
 
 @pytest.mark.slow
 def test_a_cluster_whose_launcher_is_killed_ends_within_twice_the_timeout(tmp_path):
-    launcher, _ = cluster_at_line(r"^\[worker 1\] Iter 1000,", "--local_cluster=1,2", "--cluster_timeout=10",
+    launcher, _ = cluster_at_line(r"^\[worker 1\] Iter ", "--local_cluster=1,2", "--cluster_timeout=10",
                                   "--training_iters=1000000", f"--out_dir={tmp_path}")
     pids = cluster_pids(launcher)
     launcher.kill()  # no launcher code runs: the processes see it gone (distributed.Watchdog)
