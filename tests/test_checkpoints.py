@@ -34,13 +34,15 @@ def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
     assert score.accuracy == metrics.full_test_accuracy
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys):
-    first = script.train(tiny_config(tmp_path, training_iters=2000, eval_every=10), fresh_copy(loaded_mnist))
+@pytest.mark.parametrize("layers", [1, 2])
+def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys, layers):
+    sizes = {"num_layers": layers, "n_hidden": 128 // layers, "eval_every": 10}
+    first = script.train(tiny_config(tmp_path, training_iters=2000, **sizes), fresh_copy(loaded_mnist))
     capsys.readouterr()
-    resumed = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist),
+    resumed = script.train(tiny_config(tmp_path, training_iters=4000, **sizes), fresh_copy(loaded_mnist),
                            resume=first.run_dir)
     resumed_lines = capsys.readouterr().out.splitlines()
-    straight = script.train(tiny_config(tmp_path, training_iters=4000, eval_every=10), fresh_copy(loaded_mnist))
+    straight = script.train(tiny_config(tmp_path, training_iters=4000, **sizes), fresh_copy(loaded_mnist))
     straight_lines = capsys.readouterr().out.splitlines()
 
     def progress(lines):
@@ -50,6 +52,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_pa
     assert len(before_resume) == 2
     assert progress(resumed_lines) == [line for line in progress(straight_lines) if line not in before_resume]
     assert resumed.steps == straight.steps == 39
+    assert resumed.full_test_loss == straight.full_test_loss  # the same weights, to the last bit
     with open(os.path.join(first.run_dir, "metrics.csv"), newline="") as f:
         assert [row["step"] for row in csv.DictReader(f)] == ["10", "20", "30"]
 
