@@ -210,7 +210,8 @@ def train_from_command_line(overrides, arguments):
 
 
 def main(argv=None):
-    return entry_point.run(argv, __doc__, add_arguments, SETTINGS, train_from_command_line)
+    return entry_point.run(argv, __doc__, add_arguments, SETTINGS, train_from_command_line,
+                           uses_tensorflow=lambda arguments: not arguments.local_cluster)
 
 
 if __name__ == "__main__":

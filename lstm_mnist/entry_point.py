@@ -9,14 +9,16 @@ from lstm_mnist import command_line, context, signals, tf_setup
 from lstm_mnist.errors import BadInput, Interrupted, TrainingError
 
 
-def run(argv, doc, add_arguments, settings, work):
+def run(argv, doc, add_arguments, settings, work, uses_tensorflow=lambda arguments: True):
     """`work(overrides, arguments)` for the command line `argv` (command_line.parse, described by the
     first paragraph of `doc`, with `settings`, a settings.Settings); returns the exit code: work's own,
-    if it returns one, else 0, or the code of the error or signal that ended it."""
+    if it returns one, else 0, or the code of the error or signal that ended it. TensorFlow is imported
+    before the work where `uses_tensorflow(arguments)` (a launcher of other processes has no use for it)."""
     sys.stdout.reconfigure(line_buffering=True)  # show progress live through pipes too
     try:
         overrides, arguments = command_line.parse(argv, doc.split("\n\n")[0], add_arguments, settings)
-        tf_setup.tensorflow()  # once the command line is good: its seconds before the work, not in its midst
+        if uses_tensorflow(arguments):
+            tf_setup.tensorflow()  # once the command line is good: its seconds before the work, not in its midst
         with signals.handled() as requests, context.opened(requests):
             code = work(overrides, arguments)
             context.check()  # a signal in the last phase, after its last check

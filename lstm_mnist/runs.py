@@ -43,6 +43,7 @@ def new_run(cfg, model, mnist, resume, placement, trial=None):
     if not placement.keeps_run_folder:
         return Run(cfg, model, placement.parts())
     folder = run_folder.RunFolder(cfg, resume, trial and trial.run_name, placement.record)
+    scored = not trial  # a sweep's trial is judged on validation alone: the sweep scores its best trial's test set
     resume_command = trial.resume_command if trial else placement.resume_command(folder.run_dir)
     parts = [folder,
              divergence.DivergenceStop(cfg, folder.run_dir),
@@ -51,11 +52,11 @@ def new_run(cfg, model, mnist, resume, placement, trial=None):
              *([trial] if trial else []),
              placement.checkpoints(model, folder, mnist.train),
              phases.Progress(mnist.train.num_examples),
-             scoring.FullTestSet(mnist, folder.run_dir, cfg.plots),
+             *([scoring.FullTestSet(mnist, folder.run_dir, cfg.plots)] if scored else []),
              *([checkpoints.BestCheckpoint(model, folder.run_dir, mnist)] if cfg.keep_best else []),
              *([gates.GatesLine(mnist.test, cfg.n_steps)] if cfg.plots else []),
              phases.TrainingSpeed(cfg.batch_size),
-             *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots else []),
+             *([plots.Plots(mnist.test, folder.run_dir)] if cfg.plots and scored else []),  # they show the scores
              run_folder.ClosingLines(folder.run_dir),
              StopOnSignal(*run_folder.stop_lines(folder.run_dir, resume_command))]
     return Run(cfg, model, parts)

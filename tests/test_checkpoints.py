@@ -36,7 +36,7 @@ def test_restore_gives_the_predictions_of_the_saved_model(tiny_run, mnist):
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_resume_continues_exactly_like_an_uninterrupted_run(loaded_mnist, tmp_path, capsys, layers):
-    sizes = {"num_layers": layers, "n_hidden": 128 // layers, "eval_every": 10}
+    sizes = {"num_layers": layers, "n_hidden": 128 // layers, "eval_every": 10, "validation_size": 1000}
     first = script.train(tiny_config(tmp_path, training_iters=2000, **sizes), fresh_copy(loaded_mnist))
     capsys.readouterr()
     resumed = script.train(tiny_config(tmp_path, training_iters=4000, **sizes), fresh_copy(loaded_mnist),

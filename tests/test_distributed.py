@@ -377,7 +377,7 @@ def work(overrides, arguments):
     cluster = launch.LocalCluster(processes, 60)
     codes = cluster.wait()
     return 128 + cluster.first_signal if cluster.first_signal else launch.exit_code(codes)
-sys.exit(entry_point.run([], "", lambda parser: None, settings.Settings({}), work))
+sys.exit(entry_point.run([], "", lambda parser: None, settings.Settings({}), work, uses_tensorflow=lambda a: False))
 """
 
 

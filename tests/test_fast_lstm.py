@@ -12,8 +12,9 @@ from lstm_mnist.tf_setup import tf, tf1
 
 
 def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **sizes):
-    """(pred, h at every step, gradients of the cost w.r.t. every trainable variable) for the given
-    weights, with the settings' `sizes` (n_steps, n_input, n_hidden) overridden."""
+    """(the weights, the trainable variables' names, [pred, each layer's h at every step, gradients of the cost
+    w.r.t. every trainable variable]) for the settings' `sizes` (n_steps, n_input, n_hidden, num_layers)
+    overridden: with `weights`, or (None) the graph's initial weights with a non-zero bias (normal, 0.5)."""
     cfg = SETTINGS.make({"cell": cell, "precision": precision, **sizes})
     model = script.build_graph(cfg)
     with model.graph.as_default():
@@ -23,6 +24,7 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **s
         sess.run(model.init)
         if weights is None:
             weights = sess.run(variables)
+            weights[3] = np.random.RandomState(0).normal(0, 0.5, weights[3].shape).astype(np.float32)
         for variable, value in zip(variables, weights, strict=True):
             variable.load(value, sess)
         feed = {model.x: batch_x.reshape(-1, cfg.n_steps, cfg.n_input), model.y: batch_y}
@@ -37,9 +39,7 @@ def outputs_and_gradients(cell, weights, batch_x, batch_y, precision="fp32", **s
                          ids=["28 steps, 2 layers", "784 steps, 2 layers", "49 steps"])
 def test_fast_cell_matches_basic_cell_forward_and_backward(mnist, sizes):
     batch_x, batch_y = mnist.train.next_batch(10 if sizes.get("n_steps") == 784 else 100)
-    weights, _, _ = outputs_and_gradients("basic", None, batch_x, batch_y, **sizes)  # the initial weights
-    weights[3] = np.random.RandomState(0).normal(0, 0.5, weights[3].shape).astype(np.float32)  # a non-zero bias
-    _, basic_names, basic = outputs_and_gradients("basic", weights, batch_x, batch_y, **sizes)
+    weights, basic_names, basic = outputs_and_gradients("basic", None, batch_x, batch_y, **sizes)
     _, fast_names, fast = outputs_and_gradients("fast", weights, batch_x, batch_y, **sizes)
     assert fast_names == basic_names
     layers = [f"outputs of layer {k}" for k in range(sizes.get("num_layers", 1))]
