@@ -1,4 +1,8 @@
 """The tests' fixtures: MNIST loaded once, the shared runs, a small disk. Helpers are in helpers.py."""
+import contextlib
+import fcntl
+import io
+import pickle
 import shutil
 import subprocess
 
@@ -20,57 +24,60 @@ def mnist(loaded_mnist):
     return fresh_copy(loaded_mnist)
 
 
+def made_once(tmp_path_factory, name, make):
+    """`make(folder)`'s value, made by the first test process (of pytest-xdist's) that asks, in a folder they
+    all share, and read back by the others: a shared run is trained once per test session, not once per worker."""
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if root.name.startswith("popen-gw") else root  # xdist: the workers' common folder
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = root / f"{name}.pickle"
+        if not made.exists():
+            folder = root / name
+            folder.mkdir()
+            made.write_bytes(pickle.dumps(make(folder)))
+        return pickle.loads(made.read_bytes())
+
+
+def trained(cfg, mnist=None):
+    """(cfg, the run's results, its printed lines) of a run of the script's train()."""
+    import train_lstm_mnist
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = train_lstm_mnist.train(cfg, mnist)
+    return cfg, results, out.getvalue().splitlines()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(loaded_mnist, tmp_path_factory):
     """One short run with every output on, trained once for all tests that only need a
     finished run: (cfg, results, printed lines). Tests that change its folder copy it first."""
-    import contextlib
-    import io
-
-    import train_lstm_mnist
-
-    tmp_path = tmp_path_factory.mktemp("tiny_run")
-    cfg = tiny_config(tmp_path, eval_every=10, checkpoint_every=10, plots=True)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        results = train_lstm_mnist.train(cfg, fresh_copy(loaded_mnist))
-    return cfg, results, out.getvalue().splitlines()
+    return made_once(tmp_path_factory, "tiny_run", lambda folder: trained(
+        tiny_config(folder, eval_every=10, checkpoint_every=10, plots=True), fresh_copy(loaded_mnist)))
 
 
 @pytest.fixture(scope="session")
 def permuted_run(tmp_path_factory):
     """A short run of the permuted task (8 units, 3 steps, on a small data set of random images):
     (cfg, its last checkpoint)."""
-    import contextlib
-    import io
-
-    import train_lstm_mnist
     from lstm_mnist import checkpoints
 
-    tmp_path = tmp_path_factory.mktemp("permuted_run")
-    write_dataset(str(tmp_path), n_train=1200, n_test=300)
-    cfg = tiny_config(tmp_path, task="permuted", n_hidden=8, training_iters=400, data_dir=str(tmp_path),
-                      validation_size=200, eval_every=0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        results = train_lstm_mnist.train(cfg)
-    return cfg, checkpoints.latest_checkpoint(results.run_dir)
+    def permuted(folder):
+        write_dataset(str(folder), n_train=1200, n_test=300)
+        cfg, results, _ = trained(tiny_config(folder, task="permuted", n_hidden=8, training_iters=400,
+                                              data_dir=str(folder), validation_size=200, eval_every=0))
+        return cfg, checkpoints.latest_checkpoint(results.run_dir)
+    return made_once(tmp_path_factory, "permuted_run", permuted)
 
 
 @pytest.fixture(scope="session")
 def stacked_run(loaded_mnist, tmp_path_factory):
     """A short run of two stacked LSTM layers of 16 units (TF1's MultiRNNCell), plots on:
     (cfg, results, printed lines)."""
-    import contextlib
-    import io
-
-    import train_lstm_mnist
-
-    tmp_path = tmp_path_factory.mktemp("stacked_run")
-    cfg = tiny_config(tmp_path, num_layers=2, n_hidden=16, training_iters=1500, eval_every=0, plots=True)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        results = train_lstm_mnist.train(cfg, fresh_copy(loaded_mnist))
-    return cfg, results, out.getvalue().splitlines()
+    return made_once(tmp_path_factory, "stacked_run", lambda folder: trained(
+        tiny_config(folder, num_layers=2, n_hidden=16, training_iters=1500, eval_every=0, plots=True),
+        fresh_copy(loaded_mnist)))
 
 
 @pytest.fixture
