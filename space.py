@@ -14,3 +14,4 @@ learning_rate = log_uniform(1e-4, 3e-2)  # Adam's step size: the tutorial's 0.00
 n_hidden = choice(32, 64, 128, 256)  # LSTM units: the size of its memory
 forget_bias = uniform(0.0, 2.0)  # how open the keep gate starts (the tutorial: 1.0)
 batch_size = choice(50, 100, 200)  # images per step
+num_layers = choice(1, 2)  # LSTM layers stacked (TF1's MultiRNNCell): the tutorial has one

@@ -315,6 +315,13 @@ def test_a_space_file_may_import_what_its_ranges_use(tmp_path):
     assert list(space) == ["learning_rate"] and space["learning_rate"].values == (math.exp(-9), 1e-2)
 
 
+def test_the_shipped_space_draws_only_values_a_run_takes():
+    path = os.path.join(ROOT, "space.py")
+    space = tuning.load_space(path, SETTINGS)
+    tuning.check_space_values(space, {}, path, SETTINGS)
+    assert space["num_layers"].values == (1, 2) and {"learning_rate", "n_hidden"} <= set(space)
+
+
 def test_sweeps_that_create_the_same_new_study_at_once_all_open_it(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     opened, failures, together = [], [], threading.Barrier(6)
