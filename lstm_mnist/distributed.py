@@ -40,7 +40,8 @@ from lstm_mnist.tf_setup import session_config, tf, tf1
 WAIT_LINE_EVERY_S = 5  # a waiting worker says so this often
 # What every process of a cluster must share: the variables' shapes, the math and the schedule.
 AGREED = ("n_input", "n_steps", "n_hidden", "n_classes", "num_layers", "task", "permutation_seed", "cell",
-          "forget_bias", "learning_rate", "clip_norm", "batch_size", "training_iters", "sync_replicas")
+          "forget_bias", "optimizer", "learning_rate", "rmsprop_decay", "rmsprop_momentum", "clip_norm", "batch_size",
+          "training_iters", "sync_replicas")
 
 
 def start_server(role):

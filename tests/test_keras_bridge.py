@@ -186,6 +186,46 @@ def test_keras_alone_gives_the_tf1_graphs_answers_on_every_test_image(converted,
         assert said["first_step_loss"] == pytest.approx(float(loss), abs=1e-5)
 
 
+# Keras 3 on another backend (JAX, PyTorch): each model's probabilities of the images, into its folder.
+ON_ANOTHER_BACKEND = """
+import sys
+import numpy as np
+import keras
+images = np.load(sys.argv[1])
+for model_path, out in zip(sys.argv[2::2], sys.argv[3::2], strict=True):
+    model = keras.saving.load_model(model_path)
+    shaped = images.reshape((-1, *model.inputs[0].shape[1:]))
+    np.save(out, keras.ops.convert_to_numpy(model.predict(shaped, batch_size=500, verbose=0)))
+print(keras.backend.backend())
+"""
+# An interpreter with Keras 3, JAX and PyTorch (CI installs neither): e.g. a venv made with
+# `pip install keras jax torch --index-url ...`; the test below skips without it.
+BACKENDS_PYTHON = os.environ.get("LSTM_MNIST_KERAS_BACKENDS_PYTHON")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BACKENDS_PYTHON, reason="set LSTM_MNIST_KERAS_BACKENDS_PYTHON to a Python with keras, jax "
+                                                "and torch to check the Keras file on those backends")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_keras_file_gives_the_same_answers_on_jax_and_pytorch(backend, converted, tiny_run, stacked_run,
+                                                                  permuted_run, mnist, tmp_path):
+    images = mnist.test.images[:1000].reshape(-1, 28, 28)
+    np.save(tmp_path / "images.npy", images)
+    runs = {"basic": saved_run.open_saved_run(tiny_run[1].run_dir, {}, SETTINGS),
+            "stacked-fast": saved_run.open_saved_run(stacked_run[1].run_dir, {"cell": "fast"}, SETTINGS),
+            "permuted": permuted_run}
+    environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([BACKENDS_PYTHON, "-c", ON_ANOTHER_BACKEND, tmp_path / "images.npy",
+                             *[path for name in runs for path in (converted / name / export.KERAS_NAME,
+                                                                   tmp_path / f"{name}.npy")]],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=environment)
+    assert result.returncode == 0 and result.stdout.split()[-1] == backend, result.stderr
+    for name, (cfg, checkpoint) in runs.items():
+        sess, graph = predict.restored_session(cfg, checkpoint)
+        with sess:
+            probabilities = sess.run(graph.probabilities, graph.feed(images))
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), probabilities, rtol=0, atol=1e-5)
+
 @pytest.fixture(scope="module")
 def trained_in_keras(loaded_mnist, tmp_path_factory):
     """A Keras LSTM(8) + Dense trained a few steps in Keras alone, as a run folder of this project
