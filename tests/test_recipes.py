@@ -2,6 +2,8 @@
 the progress of a long run; the defaults stay the tutorial's."""
 import json
 import os
+import time
+import types
 
 import numpy as np
 import pytest
@@ -110,9 +112,12 @@ def test_metrics_give_the_training_time_and_an_older_metrics_csv_still_reads(tmp
 def test_a_long_run_says_how_far_along_it_is_and_when_it_should_end(mnist, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(phases.Progress, "FIRST_S", 0)
     monkeypatch.setattr(phases.Progress, "EVERY_S", 0)
-    script.train(tiny_config(tmp_path, training_iters=2000), mnist)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Progress: ")]
-    assert lines == []  # a short run says nothing
+    progress = phases.Progress(train_examples=1000)
+    short = types.SimpleNamespace(times=types.SimpleNamespace(started=time.perf_counter() - 1), done=0, last_step=20,
+                                  cfg=types.SimpleNamespace(batch_size=100))
+    for number in range(2, 21):  # 20 steps at about 1 s each: under LONG_S, nothing to say
+        progress.after_run(short, None, types.SimpleNamespace(number=number))
+    assert capsys.readouterr().out == ""
     monkeypatch.setattr(phases.Progress, "LONG_S", 0)
     script.train(tiny_config(tmp_path, training_iters=2000), mnist)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Progress: ")]
