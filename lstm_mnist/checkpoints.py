@@ -243,6 +243,8 @@ class BestCheckpoint(Part):
         with model.graph.as_default():
             self.saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)
         self.best = read_best(run_dir)  # {"step", "validation_accuracy", "checkpoint"} or None
+        if self.best:  # a resumed run's better checkpoint replaces the one it had: one best.ckpt in the folder
+            self.saver.recover_last_checkpoints([os.path.join(run_dir, self.best["checkpoint"])])
 
     def after_run(self, run, session, step):
         accuracy = step.validation_accuracy

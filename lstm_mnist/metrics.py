@@ -152,3 +152,12 @@ def intact_row(fields):
         return True
     except ValueError:
         return False
+
+
+def time_to_accuracy(rows, thresholds):
+    """{threshold: the first metrics.csv row (read_metrics) whose validation accuracy reaches it, or None}:
+    when a run first got there, in steps, examples seen and training seconds (sequential MNIST's speed
+    figure: the papers draw validation curves against epochs)."""
+    validated = [row for row in rows if row["validation_accuracy"]]
+    return {threshold: next((row for row in validated if float(row["validation_accuracy"]) >= threshold), None)
+            for threshold in thresholds}

@@ -78,8 +78,12 @@ def test_a_bad_recipe_setting_is_one_line_and_writes_nothing(capsys, tmp_path, s
 
 
 def test_the_best_checkpoint_is_kept_and_the_test_set_is_scored_at_it(loaded_mnist, tmp_path, capsys):
-    cfg = tiny_config(tmp_path, keep_best=True, eval_every=5, training_iters=2000, validation_size=500)
-    results = script.train(cfg, fresh_copy(loaded_mnist))
+    cfg = tiny_config(tmp_path, keep_best=True, eval_every=5, training_iters=1000, validation_size=500)
+    first = script.train(cfg, fresh_copy(loaded_mnist))
+    best_before = json.load(open(os.path.join(first.run_dir, "best.json")))
+    capsys.readouterr()
+    results = script.train(tiny_config(tmp_path, keep_best=True, eval_every=5, training_iters=2000,
+                                       validation_size=500), fresh_copy(loaded_mnist), resume=first.run_dir)
     lines = capsys.readouterr().out.splitlines()
     rows = [row for row in metrics.read_metrics(os.path.join(results.run_dir, "metrics.csv"))
             if row["validation_accuracy"]]
@@ -88,7 +92,9 @@ def test_the_best_checkpoint_is_kept_and_the_test_set_is_scored_at_it(loaded_mni
     assert best["step"] == int(best_row["step"]) and f"{best['validation_accuracy']:.5f}" == \
         best_row["validation_accuracy"]
     step, score = results.best
-    assert step == best["step"]
+    assert step == best["step"] > best_before["step"]  # bettered after the resume: the older one is gone
+    assert sorted(name for name in os.listdir(results.run_dir) if name.startswith("best.ckpt-")) == \
+        [f"{best['checkpoint']}.data-00000-of-00001", f"{best['checkpoint']}.index"]
     said = [line for line in lines if line.startswith("Best validation accuracy: ")]
     assert said == [f"Best validation accuracy: {best_row['validation_accuracy']} at Iter {step * 100} (step {step}); "
                     f"there, the full test set: average loss {score.loss:.4f}, accuracy {score.accuracy:.4f} "
@@ -107,6 +113,16 @@ def test_metrics_give_the_training_time_and_an_older_metrics_csv_still_reads(tmp
     assert metrics.read_metrics(str(older)) == [{"step": "10", "examples": "1000", "minibatch_loss": "2.1",
                                                  "minibatch_accuracy": "0.2", "validation_accuracy": "",
                                                  "seconds": ""}]
+
+
+def test_time_to_accuracy_is_the_first_validation_at_or_above_each_threshold(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,examples,minibatch_loss,minibatch_accuracy,validation_accuracy,seconds\n"
+                    "10,320,2.1,0.2,,1.5\n20,640,1.2,0.5,0.50000,3.0\n30,960,0.9,0.7,0.91000,4.5\n"
+                    "40,1280,0.8,0.8,0.89000,6.0\n50,1600,0.5,0.9,0.95000,7.5\n")
+    reached = metrics.time_to_accuracy(metrics.read_metrics(str(path)), [0.5, 0.9, 0.95, 0.98])
+    assert {threshold: row and row["step"] for threshold, row in reached.items()} == \
+        {0.5: "20", 0.9: "30", 0.95: "50", 0.98: None}
 
 
 def test_a_long_run_says_how_far_along_it_is_and_when_it_should_end(mnist, tmp_path, capsys, monkeypatch):
