@@ -335,20 +335,24 @@ def end_to_end(variant):
             "full_test": line("Full test set:"), "steady_state": line("Steady state:"), "phases": line("Time:")}
 
 
-def profile(variant, runs=5):
+def profile(variant, n_steps=STEPS, runs=5):
     """Where a TF1 variant's training step spends its time: kernel time per op type,
     from traced steps (tracing inflates every kernel; read the shares, not the totals)."""
     import collections
 
     from lstm_mnist.tf_setup import tf1
 
-    sess, model, _ = tf1_session(variant)
+    sess, model, _ = tf1_session(variant, n_steps=n_steps)
     batch_x, batch_y = batches(1)[0]
-    feed = {model.x: batch_x.reshape(-1, STEPS, INPUT), model.y: batch_y}
+    feed = {model.x: batch_x.reshape(-1, n_steps, pixels_per_step(n_steps)), model.y: batch_y}
     micros, calls = collections.Counter(), collections.Counter()
     with sess:
-        for _ in range(20):
+        for _ in range(20 if n_steps == STEPS else 3):
             sess.run(model.optimizer, feed)
+        started = time.perf_counter()
+        for _ in range(runs):
+            sess.run(model.optimizer, feed)
+        untraced_ms = (time.perf_counter() - started) / runs * 1000
         for _ in range(runs):
             metadata = tf1.RunMetadata()
             sess.run(model.optimizer, feed, run_metadata=metadata,
@@ -358,7 +362,10 @@ def profile(variant, runs=5):
                 micros[op] += (node.op_end_rel_micros - node.op_start_rel_micros) / runs
                 calls[op] += 1 / runs
     total = sum(micros.values())
-    print(f"{variant}: {sum(calls.values()):.0f} kernels per step")
+    # Kernels run one after another here (the recurrence), so the gap between the kernels' own time and the
+    # step's is what running them costs: the executor's work per kernel, not arithmetic.
+    print(f"{variant}, {n_steps} steps, batch {BATCH}: {sum(calls.values()):.0f} kernels per step; a step takes "
+          f"{untraced_ms:.0f} ms untraced, {untraced_ms * 1000 / sum(calls.values()):.1f} us per kernel")
     for op, us in micros.most_common(12):
         print(f"{op:<32} {100 * us / total:5.1f}%  {calls[op]:5.0f} calls")
 
@@ -484,11 +491,11 @@ def main():
     parser.add_argument("--profile", metavar="VARIANT", help="instead: kernel time by op type (tutorial or fast)")
     parser.add_argument("--lengths", metavar="N,N,...", help="instead: examples/s of " + ", ".join(LENGTH_VARIANTS) +
                         " at these sequence lengths (784 / N pixels a step); --steps is for 28, longer ones time fewer")
-    parser.add_argument("--n_steps", type=int, default=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--n_steps", type=int, default=STEPS, help="with --profile: the sequence's steps (784: pixels)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
-        return profile(args.profile)
+        return profile(args.profile, args.n_steps)
     if args.worker:
         return worker(args.worker, args.steps, (args.intra_op_threads, args.inter_op_threads), args.n_steps)
     results = measure_lengths(args) if args.lengths else measure(args)
