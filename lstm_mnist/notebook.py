@@ -3,7 +3,7 @@ that running a cell again replaces, and a stop button that ends training after a
 the model usable by the cells below."""
 import contextlib
 
-from lstm_mnist import divergence, signals
+from lstm_mnist import checkpoints, divergence, saved_run, signals
 from lstm_mnist.errors import ConfigError
 from lstm_mnist.tf_setup import session_config, tf1
 
@@ -14,6 +14,8 @@ USED = ("learning_rate", "training_iters", "batch_size", "display_step", "n_hidd
         "permutation_seed", "clip_norm", "num_layers", "max_loss", "data_dir", "validation_size", "intra_op_threads",
         "inter_op_threads")
 OWN = ("n_input", "n_steps", "n_classes", "test_len")
+# What a trained run's weights mean: the parameters cell must say the same to start from them (start_from).
+SHAPING = ("task", "permutation_seed", "n_hidden", "num_layers", "forget_bias")
 
 
 def settings_of(names, settings):
@@ -27,7 +29,31 @@ def settings_of(names, settings):
         raise ConfigError(f"the notebook does not use {', '.join(unused)}: it trains without a run folder, checkpoints "
                           f"or the fast cell; remove {'them' if len(unused) > 1 else 'it'} from the parameters cell, "
                           f"or run python train_lstm_mnist.py --{unused[0]}=...")
-    return settings.make(given)
+    cfg = settings.make(given)
+    if names.get("start_from"):
+        check_start_from(names["start_from"], cfg, settings)
+    return cfg
+
+
+def check_start_from(folder, cfg, settings):
+    """A trained run folder's settings that shape its weights (SHAPING) must be the notebook's: else one
+    line that says which values to set in the parameters cell."""
+    saved, _ = saved_run.open_saved_run(folder, {}, settings)
+    differ = [f"{name} = {getattr(saved, name)!r}" for name in SHAPING if getattr(saved, name) != getattr(cfg, name)]
+    if differ:
+        raise ConfigError(f"start_from = {folder!r} was trained with {', '.join(differ)}: set "
+                          f"{'them' if len(differ) > 1 else 'it'} so in the parameters cell")
+
+
+def restore_weights(sess, graph, folder):
+    """The weights of a trained run folder's latest checkpoint (`folder`; nothing where it is empty) into
+    the notebook's graph, whose variables bear the script's names; Adam's state starts afresh."""
+    if not folder:
+        return
+    checkpoint = checkpoints.latest_checkpoint(folder)
+    with graph.as_default():
+        tf1.train.Saver(var_list=tf1.trainable_variables()).restore(sess, checkpoint)
+    print(f"Starting from {checkpoint}")
 
 _open_sessions = []  # the session the training cell opened last time it ran
 

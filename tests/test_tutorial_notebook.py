@@ -11,8 +11,9 @@ from helpers import ROOT, SETTINGS
 from jupyter_client.utils import run_sync
 from nbclient import NotebookClient
 
+import predict
 import train_lstm_mnist as script
-from lstm_mnist import errors, notebook, tasks
+from lstm_mnist import checkpoints, errors, notebook, tasks
 from lstm_mnist.tf_setup import tf1
 
 NOTEBOOK = os.path.join(ROOT, "tutorial.ipynb")
@@ -167,6 +168,24 @@ def test_a_diverged_loss_ends_the_training_cell_as_the_script_stops(kernel):
 
 
 @pytest.mark.slow
+def test_the_notebook_starts_from_a_trained_run_and_answers_as_it(kernel, tiny_run, mnist):
+    client, nb = kernel
+    # One step at a rate too small to move the weights: the answers are the run's
+    run_new_cell(client, nb, f"start_from = {tiny_run[1].run_dir!r}\ntraining_iters = 101\nlearning_rate = 1e-12")
+    for words in ("cfg = notebook.settings_of", "graph = tf.Graph()", "fresh_session"):
+        client.execute_cell(nb.cells[index_of(nb, words)], index_of(nb, words))
+    checkpoint = checkpoints.latest_checkpoint(tiny_run[1].run_dir)
+    assert text_of(nb.cells[index_of(nb, "fresh_session")]).splitlines() == [f"Starting from {checkpoint}",
+                                                                            "Optimization Finished!"]
+    logits = json.loads(run_new_cell(client, nb, "import json\nprint(json.dumps(sess.run(pred, {x: testings[:100].reshape(-1, 28, "
+                                                  "28)}).tolist()))\nstart_from = ''"))
+    sess, model = predict.restored_session(tiny_run[0], checkpoint)
+    with sess:
+        np.testing.assert_allclose(logits, sess.run(model.pred, model.feed(mnist.test.images[:100])), rtol=0,
+                                   atol=1e-5)
+
+
+@pytest.mark.slow
 def test_a_stacked_permuted_task_reads_the_pixels_in_the_scripts_order(kernel, mnist):
     # Last: it leaves the kernel with a 784-step graph. The settings, their check and the graph's cells again, with
     # two layers and a setting the parameters cell did not have (permutation_seed).
@@ -195,3 +214,12 @@ def test_every_setting_given_to_the_notebook_is_used_or_refused_in_one_line():
     with pytest.raises(errors.ConfigError, match="^the notebook does not use cell, eval_every: .* remove them from the "
                                                  "parameters cell, or run python train_lstm_mnist.py --cell=...$"):
         notebook.settings_of({"cell": "fast", "eval_every": 10}, SETTINGS)
+
+
+def test_a_run_to_start_from_must_have_the_notebooks_shape_said_in_one_line(stacked_run):
+    folder = stacked_run[1].run_dir
+    with pytest.raises(errors.ConfigError, match=f"^start_from = '{folder}' was trained with n_hidden = 16, "
+                                                 "num_layers = 2: set them so in the parameters cell$"):
+        notebook.settings_of({"start_from": folder}, SETTINGS)
+    cfg = notebook.settings_of({"start_from": folder, "n_hidden": 16, "num_layers": 2}, SETTINGS)
+    assert (cfg.n_hidden, cfg.num_layers) == (16, 2)
