@@ -177,8 +177,9 @@ def test_the_notebook_starts_from_a_trained_run_and_answers_as_it(kernel, tiny_r
     checkpoint = checkpoints.latest_checkpoint(tiny_run[1].run_dir)
     assert text_of(nb.cells[index_of(nb, "fresh_session")]).splitlines() == [f"Starting from {checkpoint}",
                                                                             "Optimization Finished!"]
-    logits = json.loads(run_new_cell(client, nb, "import json\nprint(json.dumps(sess.run(pred, {x: testings[:100].reshape(-1, 28, "
-                                                  "28)}).tolist()))\nstart_from = ''"))
+    logits = json.loads(run_new_cell(client, nb, "import json\nprint(json.dumps(sess.run(pred, "
+                                                  "{x: testings[:100].reshape(-1, 28, 28)}).tolist()))\n"
+                                                  "start_from = ''"))
     sess, model = predict.restored_session(tiny_run[0], checkpoint)
     with sess:
         np.testing.assert_allclose(logits, sess.run(model.pred, model.feed(mnist.test.images[:100])), rtol=0,
