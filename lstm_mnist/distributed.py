@@ -71,6 +71,34 @@ def agreed(cfg):
     return json.dumps({name: getattr(cfg, name) for name in AGREED}, sort_keys=True)
 
 
+def publish_settings(target, role, cfg):
+    """The chief's agreed settings, on ps 0 for the other workers to check theirs against."""
+    with tf.Graph().as_default():
+        publish = settings_variable().assign(agreed(cfg))
+        with tf1.Session(target, config=worker_session_config(role, cfg)) as sess:
+            sess.run(publish, options=deadline(cfg.cluster_timeout))
+
+
+def check_settings(target, role, cfg):
+    """Wait (up to cluster_timeout) for the chief's agreed settings, and refuse in one line where this
+    worker's differ: half the gradients would come from another model or another pixel order."""
+    with tf.Graph().as_default():
+        variable = settings_variable()
+        published = tf1.is_variable_initialized(variable)
+        with tf1.Session(target, config=worker_session_config(role, cfg)) as sess:
+            wait_until(lambda: None if sess.run(published) else "not yet", cfg.cluster_timeout,
+                       lambda why: f"worker {role.index}: waiting for the chief's settings",
+                       lambda why: f"worker {role.index}: the chief has not said its settings after "
+                                   f"{cfg.cluster_timeout} s; is worker 0 running?")
+            chief = json.loads(sess.run(variable).decode())
+    mine = json.loads(agreed(cfg))
+    differ = [f"{name} = {mine[name]} here, {chief[name]} in the chief's" for name in AGREED
+              if mine[name] != chief[name]]
+    if differ:
+        raise ConfigError(f"worker {role.index}: its settings differ from the chief's: {'; '.join(differ)}; "
+                          f"start every process of a cluster with the same settings")
+
+
 def deadline(seconds):
     """RunOptions that end a session run with DeadlineExceededError after `seconds`."""
     return tf1.RunOptions(timeout_in_ms=int(seconds * 1000))
@@ -296,9 +324,9 @@ class Worker:
             checkpoints.check_shapes(model, checkpoint)
         wait_for_ps(role, cfg.cluster_timeout)
         if self.is_chief:
-            self.publish_settings()
+            publish_settings(self.server.target, role, cfg)
         else:
-            self.check_settings()
+            check_settings(self.server.target, role, cfg)
             wait_for_the_chief(self.server, model, role, cfg)
         creator = tf1.train.ChiefSessionCreator if self.is_chief else tf1.train.WorkerSessionCreator
         options = {"checkpoint_filename_with_path": checkpoint} if self.is_chief else {}
@@ -318,32 +346,6 @@ class Worker:
     def plain_session(self, graph=None):
         """A session on the cluster outside the MonitoredSession, on `graph` (the default one if None)."""
         return tf1.Session(self.server.target, graph=graph, config=worker_session_config(self.role, self.cfg))
-
-    def publish_settings(self):
-        """The chief's agreed settings, on ps 0 for the other workers to check theirs against."""
-        with tf.Graph().as_default():
-            publish = settings_variable().assign(agreed(self.cfg))
-            with self.plain_session() as sess:
-                sess.run(publish, options=deadline(self.cfg.cluster_timeout))
-
-    def check_settings(self):
-        """Wait (up to cluster_timeout) for the chief's agreed settings, and refuse in one line where this
-        worker's differ: half the gradients would come from another model or another pixel order."""
-        with tf.Graph().as_default():
-            variable = settings_variable()
-            published = tf1.is_variable_initialized(variable)
-            with self.plain_session() as sess:
-                wait_until(lambda: None if sess.run(published) else "not yet", self.cfg.cluster_timeout,
-                           lambda why: f"worker {self.role.index}: waiting for the chief's settings",
-                           lambda why: f"worker {self.role.index}: the chief has not said its settings after "
-                                       f"{self.cfg.cluster_timeout} s; is worker 0 running?")
-                chief = json.loads(sess.run(variable).decode())
-        mine = json.loads(agreed(self.cfg))
-        differ = [f"{name} = {mine[name]} here, {chief[name]} in the chief's" for name in AGREED
-                  if mine[name] != chief[name]]
-        if differ:
-            raise ConfigError(f"worker {self.role.index}: its settings differ from the chief's: {'; '.join(differ)}; "
-                              f"start every process of a cluster with the same settings")
 
     def tell_the_ps_done(self):
         """Put this worker's index in every ps's done queue. Best effort, bounded by cluster_timeout:
